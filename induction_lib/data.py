@@ -80,7 +80,7 @@ class RepeatedSegments:
     """The training distribution: random tokens with a segment copied later, at random places.
 
     Each sequence is BOS + n_ctx - 1 random tokens; a segment of length in [min_len, max_len] starting
-    at a random place is copied to a random later place (after a gap of at least one token). The
+    at a random place is copied to a random later place (right after it or further on). The
     repeat's position and length vary, so the only way to predict the copy is induction, not position.
     `sample` returns (tokens, mask); mask marks the targets that copying can predict (the second and
     later tokens of the copy): a loss on those alone trains induction heads much sooner.
@@ -104,18 +104,24 @@ class RepeatedSegments:
         tokens = torch.cat([torch.full((batch, 1), BOS, dtype=torch.long),
                             torch.randint(1, self.vocab, (batch, n - 1), generator=g)], dim=1)
         lengths = torch.randint(self.min_len, self.max_len + 1, (batch,), generator=g)
-        # Placement, so that every position is trained in both roles: in half the rows the original
-        # starts uniformly in [1, n - 2L] and the copy somewhere after it; in the other half the copy
-        # starts uniformly in [1 + L, n - L] and the original somewhere before it. (With only the first
-        # rule, early copies were rare and the model failed on them; with only the second, originals
-        # late in the context were rare and the previous-token head never learned late positions.)
-        u1, u2 = torch.rand(batch, generator=g), torch.rand(batch, generator=g)
-        src_first = torch.rand(batch, generator=g) < 0.5
-        src_a = 1 + (u1 * (n - 2 * lengths)).long()
+        u1, u2, u3 = (torch.rand(batch, generator=g) for _ in range(3))
+        rule = torch.randint(0, 3, (batch,), generator=g)
+        # Placement, so that every position is trained in both roles; a third of the rows each:
+        # 0. the original starts uniformly in [1, n - 2L] and the copy somewhere after it;
+        # 1. the copy starts uniformly in [1 + L, n - L] and the original somewhere before it;
+        # 2. the original starts uniformly in [1, n - 2 min_len] and L is drawn from the lengths that
+        #    still fit, so late originals (short ones) are as common as early ones.
+        # (Rule 1 alone: early copies were rare and the model failed on them. Rules 0 and 1 alone: an
+        # original after position ~45 was rare, and the previous-token head, which is only trained
+        # where an original's tokens serve as keys, stopped working there.)
+        start_c = 1 + (u3 * (n - 2 * self.min_len)).long()
+        fits = ((n - start_c) // 2).clamp(max=self.max_len)
+        lengths = torch.where(rule == 2, self.min_len + (u1 * (fits - self.min_len + 1)).long(), lengths)
+        src_a = torch.where(rule == 2, start_c, 1 + (u1 * (n - 2 * lengths)).long())
         dst_a = src_a + lengths + (u2 * (n - src_a - 2 * lengths + 1)).long()
         dst_b = 1 + lengths + (u1 * (n - 2 * lengths)).long()
         src_b = 1 + (u2 * (dst_b - lengths)).long()
-        src, dst = torch.where(src_first, src_a, src_b), torch.where(src_first, dst_a, dst_b)
+        src, dst = torch.where(rule == 1, src_b, src_a), torch.where(rule == 1, dst_b, dst_a)
         offsets = torch.arange(self.max_len)
         inside = offsets[None] < lengths[:, None]                    # [batch, max_len]
         src_idx = (src[:, None] + offsets[None]).clamp(max=n - 1)
