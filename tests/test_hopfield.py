@@ -255,7 +255,7 @@ def test_k_occurrences_split_the_prediction_as_the_hopfield_softmax_predicts(tra
     assert r.attn.shape == r.probs.shape == r.hopfield.shape == (128, 3)
     torch.testing.assert_close(r.hopfield.sum(-1), torch.ones(128))
     assert r.attn.sum(-1).mean() > 0.7                              # the three memories hold the attention
-    # measured (default model): correlation 0.90, mean absolute difference 0.12
+    # measured (default model): correlation 0.91, mean absolute difference 0.14
     corr = torch.corrcoef(torch.stack([r.hopfield.flatten(), r.prob_share.flatten()]))[0, 1]
     assert corr > 0.75 and (r.hopfield - r.prob_share).abs().mean() < 0.2
     single = hf.occurrence_split(trained, k=1, n_trials=64, seed=0)

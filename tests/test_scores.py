@@ -176,20 +176,20 @@ def test_bad_input_raises_value_errors_naming_the_valid_range():
 
 
 # ---------------------------------------------------------------- the default trained model
-# Measured on induction-2l (seed 0): previous-token 0.81 for the best layer-0 head, <= 0.06 for the rest;
-# every layer-1 head is an induction head (diagonal 0.88-0.93, prefix 0.94-0.97, overlap 0.41-0.43).
+# Measured on induction-2l (seed 0, one thread): previous-token 0.88 for the best layer-0 head, 0.02 for
+# the rest; layer-1 heads: diagonal 0.88 and 0.57, prefix matching 0.91 and 0.45, overlap 0.62 and 0.65.
 
 
 def test_previous_token_head_top_by_margin_0_5(trained):
     s = scores.previous_token_scores(trained)[0].sort(descending=True).values
-    assert s[0] > 0.7
+    assert s[0] > 0.8
     assert s[0] - s[1] > 0.5
 
 
 def test_induction_heads_are_in_layer_1_by_all_three_definitions(trained):
-    # NB: both layer-1 heads become induction heads (one works only late in the context), so the
-    # "top head beats the runner-up by a clear margin" claim does not hold on this model; what holds
-    # is a clear margin between the best layer-1 head and every layer-0 head, by every definition.
+    # Both layer-1 heads attend inductively (the second one mostly late in the context); what this
+    # test asserts is a clear margin between the best layer-1 head and every layer-0 head, by every
+    # definition. (The margin over the runner-up is the last test of this file.)
     for method, floor in (("prefix", 0.8), ("diagonal", 0.8), ("overlap", 0.3)):
         s = scores.induction_scores(trained, method)
         assert s[1].max() > floor, method
@@ -204,7 +204,7 @@ def test_induction_head_copies_by_eigenvalues_and_copying_score(trained):
     head = induction_head(trained)
     assert scores.ov_eigen_scores(trained)[head] > 0.9                  # measured 0.99
     copying = scores.copying_scores(trained)
-    assert copying[head] > 0.1                                           # measured 0.13-0.15 (chance ~1/63)
+    assert copying[head] > 0.1                                           # measured 0.26 (chance ~1/63)
     assert copying[head] > 3 * copying[0].max()                          # layer 0: <= 0.023
 
 
@@ -217,8 +217,8 @@ def test_eval_regions_are_the_two_copies(trained):
 
 
 def test_induction_head_tops_the_runner_up_by_0_1_diagonal_and_0_2_prefix(trained):
-    # The chapters name the layer-1 head with the best diagonal score. Measured: diagonal 0.86 vs 0.75,
-    # prefix matching 0.89 vs 0.64; every layer-0 head < 0.01. Both definitions pick the same head.
+    # The chapters name the layer-1 head with the best diagonal score. Measured: diagonal 0.88 vs 0.57,
+    # prefix matching 0.91 vs 0.45; every layer-0 head < 0.01. Both definitions pick the same head.
     diag = scores.induction_scores(trained, "diagonal").flatten()
     prefix = scores.induction_scores(trained, "prefix").flatten()
     top, runner = diag.topk(2).values

@@ -68,7 +68,7 @@ def test_default_recipe_forms_induction_heads():
     ind = scores.diagonal_induction_scores(model)
     prev = scores.previous_token_scores(model)
     assert ind[1].max() >= 0.8, ind
-    assert prev[0].max() >= 0.7, prev  # measured 0.73: the head fails late in the context (see below)
+    assert prev[0].max() >= 0.8, prev  # measured 0.88 (seed 0; 0.85-0.88 over seeds 0-4)
     # before the transition there is no induction head: the drop is a phase change, not a slope
     assert hist.induction[0][1].max() < 0.1
 
@@ -80,15 +80,15 @@ def test_default_recipe_forms_induction_heads():
                 loss[:, start: start + half - 1].mean().item())
 
     # The shortcut test: other offsets and lengths than training or the held-out layout. Repeats of
-    # 20+ tokens are copied at every offset tried (measured copy loss 0.13-0.32 nats).
+    # 20+ tokens are copied at every offset tried (measured copy loss 0.13-0.32 nats, seed 0, 64 rows).
     for prefix, half in [(0, 20), (3, 25), (10, 20), (20, 20), (0, 30), (15, 24)]:
         copy, first = copy_and_first_loss(prefix, half)
         assert copy < 0.1 * math.log(64), (prefix, half, copy)
         assert first > 0.95 * math.log(63), (prefix, half, first)  # the first copy stays at chance
-    # Shorter repeats are copied worse (measured 0.6-0.9 nats for 12-16 tokens): short distances between
-    # the copies are rare in training. Still far better than chance:
-    for prefix, half in [(5, 12), (0, 16), (30, 16)]:
+    # Shorter repeats are copied worse (measured 0.49-0.72 nats for 12-16 tokens): short distances between
+    # the copies are rare in training. Still far better than chance, and late in the context too
+    # (prefix 40-50: measured 0.30-0.41 nats; the previous-token head works up to position 57):
+    for prefix, half in [(5, 12), (0, 16), (30, 16), (40, 10), (45, 8), (50, 6)]:
         copy, _ = copy_and_first_loss(prefix, half)
         assert copy < 0.3 * math.log(63), (prefix, half, copy)
-    # Known failure, not asserted: a short repeat late in the context (prefix 40, 10 tokens) is copied
-    # badly (2.4 nats), because the previous-token head stops working after position ~45.
+    # Known weakness, not asserted: repeats of 8 tokens are copied at 1.6-1.7 nats (prefix 0 and 20).
