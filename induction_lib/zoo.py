@@ -86,9 +86,9 @@ _TWO_HEADS = dict(n_heads=2, d_head=32)
 RECIPES: dict[str, Recipe] = {r.name: r for r in [
     Recipe("induction-2l",
            "The default: 2 layers x 2 heads (d_head 32), attention-only, shortformer positions, trained on "
-           "random tokens with a segment copied at a random place (lengths 4-24); the loss balances the "
-           "copy-predictable positions and the rest. (With 4 heads per layer, all four layer-1 heads became "
-           "redundant induction heads: ablating one cost < 0.6 nats.)",
+           "random tokens with a segment copied at a random place (lengths 4-24, originals early and late); "
+           "the loss balances the copy-predictable positions and the rest; weight decay 0.1. (With 4 heads per "
+           "layer, all four layer-1 heads became redundant induction heads: ablating one cost < 0.6 nats.)",
            ModelConfig(**_TWO_HEADS), _FAST),
     Recipe("attn-only-1l",
            "Control: the same recipe with one layer. A single layer cannot compose a previous-token head "
