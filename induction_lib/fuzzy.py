@@ -79,9 +79,13 @@ class FuzzySegments:
 RECIPE = zoo.Recipe(
     "fuzzy-2l",
     "The default architecture (2 layers x 2 heads) trained on random tokens with a segment copied later, "
-    "each token of the copy swapped for its synonym (a fixed random pairing) with probability 0.5.",
+    "each token of the copy swapped for its synonym (a fixed random pairing) with probability 0.5; "
+    "2000 steps at lr 3e-3.",
     ModelConfig(n_heads=2, d_head=32),
-    TrainConfig(steps=1000, lr=1e-2, warmup_steps=50, loss_on="balanced", eval_every=50, threads=1),
+    # lr 3e-3 for 2000 steps: a fuzzy copy forms in each of seeds 0-4 (loss on all-synonym repeats 0.82-0.98
+    # nats, one thread). The default's lr 1e-2 for 1000 steps formed it in 4 of 5 (1.02-1.14; seed 1 stayed
+    # at chance, also with 2000 steps).
+    TrainConfig(steps=2000, lr=3e-3, warmup_steps=50, loss_on="balanced", eval_every=50, threads=1),
     {"kind": "fuzzy_segments", "min_len": 4, "max_len": 24, "p_swap": 0.5, "pairing_seed": 0,
      "version": DATA_VERSION},
 )
