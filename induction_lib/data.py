@@ -135,6 +135,28 @@ class RepeatedSegments:
         return tokens, mask
 
 
+def induction_keys(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Which positions of a `RepeatedSegments` sample serve as induction keys, [batch, n_ctx] bool.
+
+    The copy is read off the mask (targets dst+1 .. dst+L-1), the original found as the last earlier
+    place holding the same L tokens; its tokens after the first are the keys an induction head attends
+    to (the token after each earlier occurrence). The previous-token head is only trained at keys."""
+    if tokens.dim() != 2 or mask.shape != (tokens.shape[0], tokens.shape[1] - 1):
+        raise ValueError(f"need tokens [batch, n] and mask [batch, n - 1] as `RepeatedSegments.sample` returns, "
+                         f"got {tuple(tokens.shape)} and {tuple(mask.shape)}")
+    keys = torch.zeros(tokens.shape, dtype=torch.bool)
+    for b, (row, m) in enumerate(zip(tokens, mask)):
+        if not m.any():
+            continue
+        dst, length = int(m.float().argmax()), int(m.sum()) + 1
+        same = (row.unfold(0, length, 1)[:dst - length + 1] == row[dst:dst + length]).all(dim=1)
+        if not same.any():
+            raise ValueError(f"row {b}: the copy at {dst} (length {length}) has no earlier occurrence")
+        src = int(same.nonzero()[-1])
+        keys[b, src + 1:src + length] = True
+    return keys
+
+
 # ---------------------------------------------------------------- natural text
 
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import induction_lib as il
-from induction_lib.data import BOS, CharTokenizer, RepeatedSegments, TextData, stdlib_corpus
+from induction_lib.data import BOS, CharTokenizer, RepeatedSegments, TextData, induction_keys, stdlib_corpus
 
 
 def test_repeated_tokens_layout_and_determinism():
@@ -71,17 +71,19 @@ def test_training_distribution_uses_every_position_as_a_key_up_to_n_ctx_minus_5(
     originals start at 45 or later."""
     data = RepeatedSegments(vocab=64, n_ctx=64)
     tokens, mask = data.sample(2048, torch.Generator().manual_seed(0))
-    keys = torch.zeros(64, dtype=torch.long)
-    late = 0
-    for row, m in zip(tokens, mask):
-        idx = m.nonzero().flatten()
-        n, dst = len(idx) + 1, idx[0].item()
-        src = [s for s in range(1, dst - n + 1) if torch.equal(row[s:s + n], row[dst:dst + n])][-1]
-        keys[src + 1:src + n] += 1
-        late += src >= 45
+    is_key = induction_keys(tokens, mask)
+    keys = is_key.sum(0)
     assert (keys[2:60] >= 10).all(), keys.tolist()
     assert keys[60:].sum() == 0 and keys[:2].sum() == 0
-    assert late > 0.05 * 2048
+    first_key = is_key.float().argmax(dim=1)          # the original starts one position earlier
+    assert (first_key - 1 >= 45).sum() > 0.05 * 2048
+    # the keys match the original found by hand in one row
+    row, m = tokens[0], mask[0]
+    dst, n = int(m.float().argmax()), int(m.sum()) + 1
+    src = [s for s in range(1, dst - n + 1) if torch.equal(row[s:s + n], row[dst:dst + n])][-1]
+    assert is_key[0].nonzero().flatten().tolist() == list(range(src + 1, src + n))
+    with pytest.raises(ValueError, match="need tokens"):
+        induction_keys(tokens, mask[:, 1:])
 
 
 def test_training_distribution_validation():
