@@ -235,6 +235,13 @@ def composition_baseline(d_model: int, d_head: int, kind: str = "K", n_draws: in
     return draws.mean().item(), draws.std().item()
 
 
+def composition_z_scores(model, kind: str = "K", src_layer: int = 0, dst_layer: int = 1) -> torch.Tensor:
+    """`composition_scores` in standard deviations above `composition_baseline` (random factors of the
+    model's shapes): [src head, dst head]. About 0: no more composition than chance; 3 or more: significant."""
+    mean, std = composition_baseline(model.cfg.d_model, model.cfg.d_head, kind)
+    return (composition_scores(model, kind, src_layer, dst_layer) - mean) / std
+
+
 # ---------------------------------------------------------------- direct logit attribution
 
 

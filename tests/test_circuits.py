@@ -153,6 +153,14 @@ def test_k_composition_prev_token_into_induction_head_far_above_baseline_10_std(
     assert k[p].min() - others.max() > 0.05               # the previous-token head stands out (0.233 vs 0.131)
 
 
+def test_composition_z_scores_are_scores_over_the_baseline(trained):
+    mean, std = circuits.composition_baseline(trained.cfg.d_model, trained.cfg.d_head, "V")
+    z = circuits.composition_z_scores(trained, "V")
+    torch.testing.assert_close(z, (circuits.composition_scores(trained, "V") - mean) / std)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        circuits.composition_z_scores(trained, "X")
+
+
 def test_q_and_v_composition_of_the_prev_token_head_are_not_significant(trained):
     mean, std = circuits.composition_baseline(trained.cfg.d_model, trained.cfg.d_head, "Q")
     _, p = prev_token_head(trained)
