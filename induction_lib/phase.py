@@ -171,6 +171,23 @@ def crossing(steps, values, tr: Transition, frac: float) -> float | None:
     return float(t[hit[0]]) if len(hit) else None
 
 
+def first_below(steps, values, level: float) -> float | None:
+    """The first recorded step at which a curve is below `level` (None if never): a threshold reading that
+    needs no fitted step, for curves that fall in two stages or stall."""
+    t, y = _as_curve(steps, values)
+    hit = np.nonzero(y < level)[0]
+    return float(t[hit[0]]) if len(hit) else None
+
+
+def value_at(steps, values, step: float) -> float:
+    """A curve's value at `step`, interpolated linearly between records (a crossing step of another curve
+    usually falls between two records)."""
+    t, y = _as_curve(steps, values)
+    if not t[0] <= step <= t[-1]:
+        raise ValueError(f"step {step} is outside the recorded steps {t[0]:g} to {t[-1]:g}")
+    return float(np.interp(step, t, y))
+
+
 def formation_order(history, fracs: tuple = (0.1, 0.5, 0.9)) -> dict[str, dict[float, float | None]]:
     """Which forms first: for the repeat loss, the previous-token score and the induction score of a run
     (a History or a sweep's `summary`),

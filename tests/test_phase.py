@@ -146,6 +146,20 @@ def test_crossing_steps():
         phase.crossing(steps, y, tr, 1.5)
 
 
+def test_first_below_and_value_at():
+    steps = [0, 10, 20, 30, 40]
+    loss = [4.0, 3.0, 1.2, 1.1, 0.4]               # two stages: a drop to ~1, then a second drop
+    assert phase.first_below(steps, loss, 1.5) == 20
+    assert phase.first_below(steps, loss, 0.5) == 40
+    assert phase.first_below(steps, loss, 0.1) is None
+    assert phase.value_at(steps, loss, 15) == pytest.approx(2.1)
+    assert phase.value_at(steps, loss, 40) == pytest.approx(0.4)
+    with pytest.raises(ValueError, match="outside the recorded steps"):
+        phase.value_at(steps, loss, 41)
+    with pytest.raises(ValueError, match="same length"):
+        phase.first_below(steps, loss[:3], 1.0)
+
+
 def test_summary_round_trip_and_sweep_figure():
     runs = []
     for value, at in ((1, 300), (2, 500)):
