@@ -439,6 +439,27 @@ def test_split_prediction(capsys):
     rejects(check.split_prediction, [0.5, 0.5], [0.5, 0.5, 0.0], match="shape")
 
 
+def toy_history(best_layer1=(0.0, 0.1, 0.3, 0.6, 0.8), steps=(0, 25, 50, 75, 100)):
+    """A History-like record: the best layer-1 score per record (layer 0 scores high, to catch a
+    check that reads the wrong layer)."""
+    from types import SimpleNamespace
+    induction = [torch.tensor([[0.9, 0.0], [b, b / 2]]) for b in best_layer1]
+    return SimpleNamespace(steps=list(steps), induction=induction)
+
+
+def test_first_induction_step(capsys):
+    h = toy_history()
+    passes(check.first_induction_step, 75, h, capsys=capsys)
+    passes(check.first_induction_step, torch.tensor(75), h)
+    rejects(check.first_induction_step, 50, h, match="still below 0.5: look later")
+    rejects(check.first_induction_step, 100, h, match="already 0.60 at step 75")
+    rejects(check.first_induction_step, 3, h, match="index of a record")
+    rejects(check.first_induction_step, 80, h, match="not a recorded step")
+    passes(check.first_induction_step, 100, h, level=0.7)
+    rejects(check.first_induction_step, 75, toy_history(best_layer1=(0.0, 0.1, 0.2, 0.3, 0.4)),
+            match="never reaches")
+
+
 # ================================================================ stubs: "not implemented yet"
 
 STUB_CALLS = {
@@ -453,6 +474,7 @@ STUB_CALLS = {
     "zero_ablation_hook": lambda m: check.zero_ablation_hook(stub, m),
     "path_prediction": lambda: check.path_prediction(None),
     "transition_window": lambda: check.transition_window(stub),
+    "first_induction_step": lambda: check.first_induction_step(None, toy_history()),
     "hopfield_update": lambda: check.hopfield_update(stub),
     "capacity": lambda: check.capacity(None, 64),
     "split_prediction": lambda: check.split_prediction(..., 0.5),

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ._core import as_float, call, exercise, fail, fmt
+from ._core import as_float, call, exercise, fail, fmt, given
 
 
 def sigmoid_curve(steps: torch.Tensor, drop_at: float, width: float, high: float = 4.0, low: float = 1.0,
@@ -67,3 +67,33 @@ def transition_window(fn) -> str:
         fail(f"on {name} your transition step is {fmt(v)}, expected about {want:g} (± {tol:g})"
              + (f" — {hint}" if hint else ""))
     return f"all {len(cases)} curves passed."
+
+
+@exercise("first_induction_step")
+def first_induction_step(step, history, level: float = 0.5) -> str:
+    """step: the first recorded training step at which the best last-layer induction score of
+    `history` (a `train.History`: `history.steps`, `history.induction` [layers, heads] per record) is at
+    least `level`. Rejects: a step that is not a record, the index of the record instead of its step, a
+    step where the score is still below `level`, and a later step than the first."""
+    __tracebackhide__ = True
+    given(step)
+    v = as_float(step, "your step")
+    steps = [int(s) for s in history.steps]
+    best = [float(sc[-1].max()) for sc in history.induction]
+    first = next((i for i, b in enumerate(best) if b >= level), None)
+    if first is None:
+        fail(f"this history never reaches an induction score of {level:g} (best {max(best):.2f})")
+    if v not in steps:
+        if v == int(v) and 0 <= v < len(steps) and best[int(v)] >= level:
+            fail(f"{fmt(v)} is the index of a record, not its step: the records are at steps "
+                 f"{steps[0]}, {steps[1]}, {steps[2]}, …; give history.steps[index]")
+        fail(f"{fmt(v)} is not a recorded step; the scores are recorded at steps {steps[0]}, {steps[1]}, "
+             f"{steps[2]}, … {steps[-1]}")
+    i = steps.index(int(v))
+    if best[i] < level:
+        fail(f"at step {steps[i]} the best induction score is {best[i]:.2f}, still below {level:g}: look later")
+    if i > first:
+        fail(f"at step {steps[i]} the score is {best[i]:.2f}, but it was already {best[first]:.2f} at step "
+             f"{steps[first]}: find the first record at or above {level:g}")
+    before = f"; {best[i - 1]:.2f} at the record before, step {steps[i - 1]}" if i else ""
+    return f"step {steps[i]}: best induction score {best[i]:.2f}{before}."

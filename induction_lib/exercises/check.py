@@ -12,7 +12,7 @@ Chapter 2  previous_token_score(fn), find_previous_token_head(answer, model),
            positional_qk_reading(answer, model=None, head=None)
 Chapter 3  induction_score(fn), ov_eigen_stat(fn), k_composition(fn)
 Chapter 4  zero_ablation_hook(hook_fn, model, head=None, layer=1), path_prediction(answer)
-Chapter 5  transition_window(fn)
+Chapter 5  transition_window(fn), first_induction_step(step, history, level=0.5)
 Chapter 6  hopfield_update(fn), capacity(n_classical, d, n_modern=None),
            split_prediction(pred, measured, rtol=0.1, atol=0.02)
 """
@@ -21,7 +21,7 @@ from .ch1_setting import chance_loss, repeated_tokens
 from .ch2_previous_token import find_previous_token_head, positional_qk_reading, previous_token_score
 from .ch3_induction import induction_score, k_composition, ov_eigen_stat
 from .ch4_ablation import path_prediction, zero_ablation_hook
-from .ch5_phase_transition import transition_window
+from .ch5_phase_transition import first_induction_step, transition_window
 from .ch6_hopfield import capacity, hopfield_update, split_prediction
 
 __all__ = [
@@ -30,7 +30,7 @@ __all__ = [
     "previous_token_score", "find_previous_token_head", "positional_qk_reading",
     "induction_score", "ov_eigen_stat", "k_composition",
     "zero_ablation_hook", "path_prediction",
-    "transition_window",
+    "transition_window", "first_induction_step",
     "hopfield_update", "capacity", "split_prediction",
 ]
 
