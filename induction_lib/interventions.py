@@ -56,6 +56,26 @@ def head_outputs(model, tokens: torch.Tensor, heads) -> dict[tuple[int, int], to
     return {(layer, head): cache.result(layer)[:, :, head] for layer, head in heads}
 
 
+@torch.no_grad()
+def head_activity(model, tokens: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """How active each head is on `tokens` [batch, pos] (BOS at position 0; default: the held-out layout),
+    measured over the positions after BOS: name -> [n_layers, n_heads].
+
+        "output norm": the mean norm of the head's output (what it writes into the residual stream);
+        "attention on BOS": the mean attention its queries put on BOS.
+
+    What a control for ablation is worth: a head that parks its attention on BOS and writes next to
+    nothing changes nothing when removed, whatever the hypothesis says about it.
+    """
+    tokens = scores.eval_tokens(model) if tokens is None else model.check_tokens(tokens)
+    if tokens.shape[1] < 2:
+        raise ValueError(f"need at least 2 positions (BOS and one after it), got {tokens.shape[1]}")
+    _, cache = model.run_with_cache(tokens, names=lambda n: n.endswith(("hook_result", "hook_pattern")))
+    layers = range(model.cfg.n_layers)
+    return {"output norm": torch.stack([cache.result(l)[:, 1:].norm(dim=-1).mean((0, 1)) for l in layers]),
+            "attention on BOS": torch.stack([cache.pattern(l)[:, :, 1:, 0].mean((0, 2)) for l in layers])}
+
+
 class _Replacement:
     """What stands in for a head's output under one ablation method."""
 
@@ -213,6 +233,46 @@ def corrupt_earlier_copy(tokens: torch.Tensor, start: int, length: int, vocab: i
     shift = torch.randint(1, vocab - 1, old.shape, generator=g)      # a nonzero step around 1..vocab-1
     out[..., start:start + length] = (old - 1 + shift) % (vocab - 1) + 1
     return out
+
+
+@torch.no_grad()
+def corruption_damage(model, clean: torch.Tensor, corrupted: torch.Tensor) -> torch.Tensor:
+    """How much the loss rises when the model reads `corrupted` instead of `clean`: [batch, pos - 1] in nats
+    (entry p: predicting token p + 1, as `scores.per_position_loss`). Where the corruption changed the
+    target itself the two losses are about different tokens and cannot be compared: NaN there."""
+    clean, corrupted = model.check_tokens(clean), model.check_tokens(corrupted)
+    if clean.shape != corrupted.shape:
+        raise ValueError(f"clean and corrupted must have the same shape, got {tuple(clean.shape)} and "
+                         f"{tuple(corrupted.shape)}")
+    damage = per_position_loss_with(model, corrupted) - per_position_loss_with(model, clean)
+    return damage.masked_fill(clean[:, 1:] != corrupted[:, 1:], float("nan"))
+
+
+def corruption_masks(corrupted: torch.Tensor, position: int, half_len: int,
+                     prefix_len: int) -> dict[str, torch.Tensor]:
+    """Where the induction circuit says the loss rises when the token at `position` (c) of the first copy of
+    BOS + prefix + r + r (|r| = half_len = L) is corrupted, and where it says nothing moves: name ->
+    [batch, pos - 1] boolean mask, indexed like `scores.per_position_loss` (entry p predicts token p + 1).
+
+        "predicted": c + L - 1 (its induction head copies the corrupted token from c) and c + L (its
+            query finds no key: the one at c + 1 now has the corrupted token as its previous token);
+        "chance repeats": queries of the repeated half (p >= 1 + prefix + L) that hold the new token of
+            c by chance: they match the key at c + 1 as well as their own;
+        "elsewhere": the rest of the repeated half.
+    """
+    n = 1 + prefix_len + 2 * half_len
+    if corrupted.dim() != 2 or corrupted.shape[1] != n:
+        raise ValueError(f"corrupted must be [batch, 1 + prefix_len + 2 * half_len] = [batch, {n}], "
+                         f"got shape {tuple(corrupted.shape)}")
+    first, second = 1 + prefix_len, 1 + prefix_len + half_len
+    if not (isinstance(position, int) and first <= position < second - 1):
+        raise ValueError(f"position must be an integer in [{first}, {second - 1}) (the first copy but its last "
+                         f"token, so that c + L is still predicted), got {position!r}")
+    p = torch.arange(n - 1).repeat(corrupted.shape[0], 1)
+    repeated = p >= second
+    predicted = (p == position + half_len - 1) | (p == position + half_len)
+    repeats = repeated & (corrupted[:, :-1] == corrupted[:, position, None])
+    return {"predicted": predicted, "chance repeats": repeats, "elsewhere": repeated & ~predicted & ~repeats}
 
 
 @torch.no_grad()

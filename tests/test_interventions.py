@@ -118,6 +118,57 @@ def test_corrupt_earlier_copy_changes_exactly_that_span():
     assert c[:, 1:11].min() >= 1 and c[:, 1:11].max() < 32  # ordinary tokens, never BOS
 
 
+def test_head_activity_uniform_attention_and_a_silenced_head():
+    # W_Q = 0 makes every score 0: query i spreads 1 / (i + 1) over keys 0..i, so its attention on BOS is
+    # 1 / (i + 1); averaged over the queries after BOS. W_O[1] = 0 silences head 1 of layer 0.
+    m = tiny_model()
+    with torch.no_grad():
+        m.blocks[0].attn.W_Q.zero_()
+        m.blocks[0].attn.W_O[1] = 0
+    t = tokens_for(m)
+    a = iv.head_activity(m, t)
+    assert a["output norm"].shape == a["attention on BOS"].shape == (2, 2)
+    expected = (1 / torch.arange(2, m.cfg.n_ctx + 1).float()).mean()
+    assert torch.allclose(a["attention on BOS"][0], expected.expand(2))
+    assert a["output norm"][0, 1] == 0 and a["output norm"][0, 0] > 0
+    out = iv.head_outputs(m, t, [(1, 1)])[(1, 1)]
+    assert torch.isclose(a["output norm"][1, 1], out[:, 1:].norm(dim=-1).mean())  # BOS left out
+
+
+def test_corruption_damage_is_zero_before_the_corruption_and_nan_where_the_target_changed():
+    m = tiny_model()
+    t = tokens_for(m)
+    assert torch.equal(iv.corruption_damage(m, t, t), torch.zeros(3, 15))
+    c = iv.corrupt_earlier_copy(t, 5, 3, m.cfg.d_vocab)
+    d = iv.corruption_damage(m, t, c)
+    assert d.shape == (3, 15)
+    assert torch.equal(d.isnan(), ((torch.arange(15) >= 4) & (torch.arange(15) < 7)).expand(3, -1))
+    assert torch.equal(d[:, :4], torch.zeros(3, 4))             # causal: nothing before the span moves
+    by_hand = scores.per_position_loss(m(c), t) - scores.per_position_loss(m(t), t)
+    assert torch.allclose(d[:, 7:], by_hand[:, 7:], atol=1e-6) and d[:, 7:].abs().max() > 0
+
+
+def test_corruption_masks_exact_small_case():
+    # BOS, one prefix token, r = 1 2 3 4 5, r again (L = 5, second copy from position 7); c = 3 (token 2).
+    # Row 0: the new token 4 stands in the second copy at 10; row 1: the new token 8 does not recur.
+    r = [1, 2, 3, 4, 5]
+    clean = torch.tensor([[0, 9] + r + r] * 2)
+    corrupted = clean.clone()
+    corrupted[:, 3] = torch.tensor([4, 8])
+    k = iv.corruption_masks(corrupted, 3, 5, 1)
+    where = {name: [mask[row].nonzero().flatten().tolist() for row in range(2)] for name, mask in k.items()}
+    assert where == {"predicted": [[7, 8], [7, 8]], "chance repeats": [[10], []], "elsewhere": [[9], [9, 10]]}
+
+
+def test_corruption_masks_bad_input():
+    t = torch.zeros(2, 12, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"\[batch, 12\], got shape \(2, 11\)"):
+        iv.corruption_masks(t[:, :11], 3, 5, 1)
+    for position in (1, 6, 3.0):   # the prefix, the last token of the first copy, not an integer
+        with pytest.raises(ValueError, match=r"position must be an integer in \[2, 6\)"):
+            iv.corruption_masks(t, position, 5, 1)
+
+
 # ---------------------------------------------------------------- bad input
 
 
@@ -152,6 +203,10 @@ def test_bad_input_raises_value_errors_naming_the_valid_range():
     with pytest.raises(ValueError, match="pairs"):
         with iv.ablate(m, [0, 1, 2]):
             pass
+    with pytest.raises(ValueError, match="at least 2 positions"):
+        iv.head_activity(m, t[:, :1])
+    with pytest.raises(ValueError, match="same shape"):
+        iv.corruption_damage(m, t, t[:2])
 
 
 # ---------------------------------------------------------------- the default trained model
@@ -222,3 +277,24 @@ def test_patching_the_induction_heads_restores_the_corrupted_repeat(trained):
     total = r[..., second].sum(-1)
     assert (total[1] > 0.1).all()                    # each layer-1 head: measured 0.94 and 0.35 summed over positions
     assert total[0].abs().max() < 0.05               # layer-0 outputs at the queries do not matter
+
+
+def test_the_control_head_parks_on_bos_and_writes_little(trained, layout):
+    tokens, _ = layout
+    a = iv.head_activity(trained, tokens)
+    prev = prev_token_head(trained)
+    control = (0, 1 - prev[1])
+    assert a["attention on BOS"][control] > 0.9 and a["attention on BOS"][prev] < 0.1  # measured 0.99, 0.02
+    assert a["output norm"][control] < 0.05 * a["output norm"][prev]                     # measured 0.09, 2.60
+
+
+def test_corrupting_one_token_breaks_the_two_predicted_positions_and_nothing_else(trained):
+    tokens = scores.eval_tokens(trained, 8)
+    half, prefix = scores.eval_layout(trained)
+    c = 1 + prefix + 10
+    corrupted = iv.corrupt_earlier_copy(tokens, c, 1, trained.cfg.d_vocab, seed=0)
+    d = iv.corruption_damage(trained, tokens, corrupted)
+    k = iv.corruption_masks(corrupted, c, half, prefix)
+    assert d[k["predicted"]].min() > 1.0                     # every sequence; measured at least 2.8
+    assert d[k["chance repeats"]].mean() > 0.5               # measured 0.93 (4 chance repeats)
+    assert d[k["elsewhere"]].abs().max() < 0.5               # measured 0.05
