@@ -316,3 +316,26 @@ def induction_circuit(prev_head: tuple[int, int] = (0, 0), ind_head: tuple[int, 
     ax.set_axis_off()
     ax.set_title("The induction circuit: “… A B … A” → B", fontsize=11)
     return fig
+
+
+def attention_by_position(curves: Mapping[str, object], positions=None, starts: Sequence[int] = (),
+                          xlabel: str = "query position", ylabel: str = "attention on the target",
+                          ax: Axes | None = None) -> Figure:
+    """One line per head over query positions, e.g. each head's attention on its induction target
+    (`scores.induction_attention` averaged over the batch), to show where in the context a head works.
+    curves: {label: [n]}; positions: [n] (default 0 .. n - 1); starts: positions where a region (a copy)
+    begins, drawn as dotted lines just before them."""
+    if not curves:
+        raise ValueError("curves is empty: give at least one {label: [n] values}")
+    fig, ax = _figure_and_axes(ax, (WIDTH, 2.6))
+    for i, (label, values) in enumerate(curves.items()):
+        y = _numpy(values, f"curve {label!r}", (1,))
+        x = np.arange(len(y)) if positions is None else _numpy(positions, "positions", (1,))
+        if len(x) != len(y):
+            raise ValueError(f"curve {label!r} has {len(y)} values but positions has {len(x)}")
+        ax.plot(x, y, marker=".", lw=1, color=OKABE_ITO[i % len(OKABE_ITO)], label=label)
+    for x0 in starts:
+        ax.axvline(x0 - 0.5, color="0.6", ls=":", lw=1)
+    ax.set(xlabel=xlabel, ylabel=ylabel, ylim=(0, 1.05))
+    ax.legend(fontsize=8)
+    return fig

@@ -167,18 +167,28 @@ def pattern_overlap_score_from_pattern(pattern: torch.Tensor, mask: torch.Tensor
     return (a * d).sum(dim=(0, 2, 3)) / total.clamp(min=1e-12)
 
 
+def induction_attention_from_pattern(pattern: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """The attention each query pays to its induction target: the positions right after the earlier
+    occurrences of its token, summed (0 for a token seen for the first time). Kept per query, not
+    averaged, to show *where* in the context a head works. pattern [batch, head, q, k], tokens
+    [batch, pos] -> [batch, head, q]."""
+    if tokens.dim() != 2:
+        raise ValueError(f"tokens must be [batch, pos], got shape {tuple(tokens.shape)}")
+    mask = induction_mask(tokens)
+    _check_mask(pattern, mask)
+    return (pattern * mask[:, None]).sum(dim=-1)
+
+
 def prefix_matching_score_from_pattern(pattern: torch.Tensor, tokens: torch.Tensor,
                                        first_query: int) -> torch.Tensor:
     """Olsson et al.'s prefix-matching score: for each query from `first_query` on that has an earlier
     occurrence, the attention summed over the positions right after its earlier occurrences; mean over
     those queries and the batch. pattern [batch, head, q, k], tokens [batch, pos] -> [head]."""
-    mask = induction_mask(tokens)
-    _check_mask(pattern, mask)
+    on_match = induction_attention_from_pattern(pattern, tokens)          # [batch, head, q]
     if not 0 <= first_query < pattern.shape[-1]:
         raise ValueError(f"first_query must be in [0, {pattern.shape[-1]}), got {first_query}")
-    on_match = (pattern * mask[:, None]).sum(dim=-1)[..., first_query:]   # [batch, head, q]
-    has_match = (mask.sum(dim=-1) > 0)[:, None, first_query:].float()      # [batch, 1, q]
-    return (on_match * has_match).sum(dim=(0, 2)) / has_match.sum().clamp(min=1)
+    has_match = (induction_mask(tokens).sum(dim=-1) > 0)[:, None, first_query:].float()   # [batch, 1, q]
+    return (on_match[..., first_query:] * has_match).sum(dim=(0, 2)) / has_match.sum().clamp(min=1)
 
 
 def prefix_block_len(model) -> int:
@@ -217,6 +227,53 @@ def duplicate_token_scores(model, tokens: torch.Tensor | None = None, exclude_bo
     return torch.stack([pattern_overlap_score_from_pattern(p, mask, exclude_bos) for p in _patterns(model, tokens)])
 
 
+def induction_attention(model, tokens: torch.Tensor, layer: int = 1) -> torch.Tensor:
+    """`induction_attention_from_pattern` for every head of one layer of `model` on `tokens`:
+    [batch, head, q], the attention of each query on its induction target."""
+    layer, _ = circuits.check_head(model, layer, 0)
+    tokens = model.check_tokens(tokens)
+    return induction_attention_from_pattern(_patterns(model, tokens)[layer], tokens)
+
+
+def switch_on_position(positions, curve, threshold: float = 0.5, run: int = 5) -> int | None:
+    """The first position from which a per-position curve (e.g. `induction_attention` averaged over
+    the batch) stays above `threshold` for `run` positions in a row: where a head switches on.
+    positions, curve: [n] (the positions need not start at 0). None if it never does."""
+    positions, curve = torch.as_tensor(positions), torch.as_tensor(curve)
+    if positions.dim() != 1 or positions.shape != curve.shape:
+        raise ValueError(f"positions and curve must be 1-D of the same length, got shapes "
+                         f"{tuple(positions.shape)} and {tuple(curve.shape)}")
+    if not (isinstance(run, int) and 1 <= run):
+        raise ValueError(f"run must be an integer >= 1, got {run!r}")
+    if run > len(curve):
+        return None
+    stays = curve.unfold(0, run, 1).min(dim=-1).values > threshold    # [n - run + 1]: window from i on
+    hits = stays.nonzero()
+    return int(positions[hits[0, 0]]) if len(hits) else None
+
+
+def attention_budget(pattern: torch.Tensor, first: int, second: int) -> dict[str, torch.Tensor]:
+    """Where each head spends its attention on BOS + prefix + r + r (first copy of r at `first`, second
+    at `second`), to see where it parks the attention it does not need. pattern [batch, head, q, k];
+    every entry is [head], a mean over the batch:
+
+    - "bos_first", "bos_second": mean attention on BOS from the queries of the first copy, of the second;
+    - "before_second": the share of all attention not on BOS that comes from queries before the second copy;
+    - "non_bos": the attention not on BOS, summed over the queries of a sequence (the denominator of the
+      pattern-overlap score: with distinct tokens, overlap = L * diagonal / non_bos).
+    """
+    _check_pattern(pattern)
+    n = pattern.shape[-1]
+    if pattern.dim() != 4 or not 1 <= first < second < n:
+        raise ValueError(f"need a pattern [batch, head, q, k] and 1 <= first < second < {n}, got shape "
+                         f"{tuple(pattern.shape)}, first={first}, second={second}")
+    non_bos = 1 - pattern[:, :, 1:, 0]                                   # [batch, head, query 1 ...]
+    return {"bos_first": pattern[:, :, first:second, 0].mean(dim=(0, 2)),
+            "bos_second": pattern[:, :, second:, 0].mean(dim=(0, 2)),
+            "before_second": non_bos[..., :second - 1].sum(dim=(0, 2)) / non_bos.sum(dim=(0, 2)),
+            "non_bos": non_bos.sum(dim=-1).mean(dim=0)}
+
+
 INDUCTION_METHODS = ("prefix", "diagonal", "overlap")
 
 
@@ -253,6 +310,12 @@ def _per_head(model, fn) -> torch.Tensor:
                          for layer in range(model.cfg.n_layers)])
 
 
+def copying_accuracies(model, k: int = 1) -> torch.Tensor:
+    """Top-k copying accuracy (`circuits.copying_accuracy`) of every head's full OV circuit
+    W_E W_OV W_U, [n_layers, n_heads]: the share of tokens whose own logit is among the top k of their row."""
+    return _per_head(model, lambda m, l, h: circuits.copying_accuracy(circuits.full_ov_circuit(m, l, h), k))
+
+
 def copying_scores(model) -> torch.Tensor:
     """Copying score of every head's direct-path OV circuit W_E W_OV W_U, [n_layers, n_heads], in [0, 1].
     Every ordinary token is tried as the attended one (the vocabulary is small enough to try them all)."""
@@ -263,3 +326,40 @@ def ov_eigen_scores(model) -> torch.Tensor:
     """Σλ/Σ|λ| of every head's full OV circuit W_E W_OV W_U, [n_layers, n_heads], in [-1, 1]
     (Elhage et al. 2021; positive = copying). Computed from d_head × d_head matrices."""
     return _per_head(model, circuits.ov_eigenvalue_stat)
+
+
+# ---------------------------------------------------------------- the "A B ... A" probe
+
+
+def ab_tokens(tokens: torch.Tensor, k: int, gap: int) -> torch.Tensor:
+    """The input of the "A B ... A" probe: the first k + gap tokens of each row, then the token at k (A)
+    once more. A sits at k and k + gap, B = tokens[:, k + 1] right after the first A. tokens [batch, pos]
+    (distinct tokens in a row, so that A occurs once before) -> [batch, k + gap + 1]."""
+    if tokens.dim() != 2:
+        raise ValueError(f"tokens must be [batch, pos], got shape {tuple(tokens.shape)}")
+    if not (k >= 1 and gap >= 2 and k + gap <= tokens.shape[1]):
+        raise ValueError(f"need k >= 1 (after BOS), gap >= 2 (room for B) and k + gap <= {tokens.shape[1]} "
+                         f"(the tokens given), got k={k}, gap={gap}")
+    return torch.cat([tokens[:, :k + gap], tokens[:, k:k + 1]], dim=1)
+
+
+@torch.no_grad()
+def ab_probe(model, tokens: torch.Tensor, k: int, gap: int, prev_head: tuple[int, int],
+             layer: int = 1) -> dict[str, float | torch.Tensor]:
+    """Run `model` on "A B ... A" (`ab_tokens`: A at k and k + gap) and measure, as means over the batch,
+    whether it predicts B at the last A and where each step of the induction circuit stands:
+
+    - "p": the probability of B; "top": the share of rows where B is the top prediction;
+    - "prev": the attention of `prev_head` from B to A (step 1: A is moved into B's position);
+    - "ind": [head] the attention of every head of `layer` from the last A to B (step 2).
+    """
+    tokens = model.check_tokens(tokens)
+    prev_layer, prev = circuits.check_head(model, *prev_head)
+    layer, _ = circuits.check_head(model, layer, 0)
+    x = ab_tokens(tokens, k, gap)
+    logits, cache = model.run_with_cache(x, names=lambda n: n.endswith("hook_pattern"))
+    probs, b = logits[:, -1].softmax(dim=-1), tokens[:, k + 1]
+    return {"p": probs.gather(-1, b[:, None]).mean().item(),
+            "top": (probs.argmax(dim=-1) == b).float().mean().item(),
+            "prev": cache.pattern(prev_layer)[:, prev, k + 1, k].mean().item(),
+            "ind": cache.pattern(layer)[:, :, -1, k + 1].mean(dim=0)}

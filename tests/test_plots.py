@@ -129,3 +129,20 @@ def test_induction_circuit_diagram_names_the_heads():
     texts = " ".join(t.get_text() for t in fig.axes[0].texts)
     assert "head 0.1" in texts and "head 1.0" in texts and "K-composition" in texts
     assert not fig.axes[0].axison
+
+
+def test_attention_by_position_one_line_per_head_and_copy_marks():
+    curves = {"head 1.0": torch.rand(45), "head 1.1": torch.rand(45)}
+    fig = plots.attention_by_position(curves, torch.arange(16, 61), starts=[16, 31, 46])
+    render(fig)
+    ax = fig.axes[0]
+    lines = [ln for ln in ax.get_lines() if ln.get_marker() == "."]
+    assert [ln.get_label() for ln in lines] == ["head 1.0", "head 1.1"]
+    assert lines[0].get_color() != lines[1].get_color() and lines[0].get_xdata()[0] == 16
+    marks = [ln.get_xdata()[0] for ln in ax.get_lines() if ln.get_linestyle() == ":"]
+    assert marks == [15.5, 30.5, 45.5] and ax.get_ylim() == (0, 1.05)
+    assert ax.get_ylabel() == "attention on the target"
+    with pytest.raises(ValueError, match="has 45 values but positions has 3"):
+        plots.attention_by_position(curves, torch.arange(3))
+    with pytest.raises(ValueError, match="empty"):
+        plots.attention_by_position({})

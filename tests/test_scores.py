@@ -155,6 +155,74 @@ def test_scores_have_shape_and_range_on_an_untrained_model():
     assert e.shape == (2, 2) and (e.abs() <= 1 + 1e-6).all()
 
 
+def test_induction_attention_from_pattern_sums_over_every_earlier_occurrence():
+    t = torch.tensor([[0, 5, 6, 5, 6, 5]])      # query 5 (token 5) has two earlier 5s, targets 2 and 4
+    on = scores.induction_attention_from_pattern(uniform_pattern(t), t)
+    assert on.shape == (1, 1, 6)
+    assert on[0, 0].tolist() == pytest.approx([0, 0, 0, 1 / 4, 1 / 5, 2 / 6])
+    exact = scores.induction_attention_from_pattern(exact_induction_pattern(two_copies(1)), two_copies(1))[0, 0]
+    assert exact[1 + L:].tolist() == pytest.approx([1.0] * L) and exact[:1 + L].abs().max() == 0
+
+
+def test_induction_attention_errors_name_the_shapes():
+    t = two_copies(1)
+    with pytest.raises(ValueError, match=r"tokens must be \[batch, pos\]"):
+        scores.induction_attention_from_pattern(uniform_pattern(t), t[0])
+    with pytest.raises(ValueError, match="need pattern"):
+        scores.induction_attention_from_pattern(uniform_pattern(t)[:, :, :-1, :-1], t)
+    with pytest.raises(ValueError, match=r"layer must be in \[0, 2\)"):
+        scores.induction_attention(tiny_model(), torch.zeros(1, 4, dtype=torch.long), layer=2)
+
+
+def test_switch_on_position_needs_a_full_run_above_threshold():
+    positions = torch.arange(10, 20)
+    curve = torch.tensor([0, .6, .6, 0, .6, .6, .6, .6, .6, 0])
+    assert scores.switch_on_position(positions, curve, 0.5, run=5) == 14
+    assert scores.switch_on_position(positions, curve, 0.5, run=2) == 11
+    assert scores.switch_on_position(positions, curve, 0.7, run=1) is None
+    # on only for the last 3 positions: not a run of 5
+    assert scores.switch_on_position(range(5), [0, 0, 0.6, 0.6, 0.6], 0.5, run=5) is None
+    with pytest.raises(ValueError, match="same length"):
+        scores.switch_on_position(positions, curve[:-1])
+    with pytest.raises(ValueError, match="run must be an integer >= 1"):
+        scores.switch_on_position(positions, curve, run=0)
+
+
+def test_attention_budget_closed_form_and_the_overlap_identity():
+    t = two_copies(1)                              # BOS + r + r: first copy at 1, second at 1 + L
+    n, second = t.shape[1], 1 + L
+    b = scores.attention_budget(uniform_pattern(t), 1, second)   # query i spreads 1/(i+1)
+    assert b["bos_first"].item() == pytest.approx(sum(1 / (i + 1) for i in range(1, second)) / L)
+    assert b["bos_second"].item() == pytest.approx(sum(1 / (i + 1) for i in range(second, n)) / L)
+    non_bos = [i / (i + 1) for i in range(1, n)]
+    assert b["non_bos"].item() == pytest.approx(sum(non_bos))
+    assert b["before_second"].item() == pytest.approx(sum(non_bos[:second - 1]) / sum(non_bos))
+    # distinct tokens: overlap = L * diagonal / non_bos, for any pattern
+    p = torch.cat([uniform_pattern(t), exact_induction_pattern(t), previous_token_pattern(t)], dim=1)
+    b = scores.attention_budget(p, 1, second)
+    diag = scores.diagonal_induction_score_from_pattern(p, L, 1)
+    overlap = scores.pattern_overlap_score_from_pattern(p, scores.induction_mask(t))
+    assert torch.allclose(L * diag / b["non_bos"], overlap)
+    assert b["bos_first"].tolist() == pytest.approx([b["bos_first"][0].item(), 1.0, 1 / L])   # prev: query 1 on BOS
+    with pytest.raises(ValueError, match="1 <= first < second < 13"):
+        scores.attention_budget(p, second, second)
+
+
+def test_ab_tokens_repeats_the_token_at_k_after_gap():
+    t = torch.tensor([[0, 5, 6, 7, 8, 9], [0, 1, 2, 3, 4, 5]])
+    assert scores.ab_tokens(t, 2, 3).tolist() == [[0, 5, 6, 7, 8, 6], [0, 1, 2, 3, 4, 2]]
+    assert scores.ab_tokens(t, 1, 5).tolist() == [[0, 5, 6, 7, 8, 9, 5], [0, 1, 2, 3, 4, 5, 1]]
+    for k, gap in ((0, 3), (2, 1), (2, 5)):
+        with pytest.raises(ValueError, match="k >= 1.*gap >= 2.*k \\+ gap <= 6"):
+            scores.ab_tokens(t, k, gap)
+
+
+def test_copying_accuracies_identity_1_negated_0_unless_top_k_is_everything():
+    assert torch.equal(scores.copying_accuracies(copy_model(1.0)), torch.ones(2, 1))
+    assert torch.equal(scores.copying_accuracies(copy_model(-1.0)), torch.zeros(2, 1))
+    assert torch.equal(scores.copying_accuracies(copy_model(-1.0), k=8), torch.ones(2, 1))
+
+
 # ---------------------------------------------------------------- bad input
 
 
@@ -225,3 +293,46 @@ def test_induction_head_tops_the_runner_up_by_0_1_diagonal_and_0_2_prefix(traine
     assert top - runner > 0.1
     p_top, p_runner = prefix.topk(2).values
     assert p_top - p_runner > 0.2 and prefix.argmax() == diag.argmax()
+
+
+def test_induction_attention_per_copy_on_the_trained_model(trained):
+    # Measured (chapter 3): the induction head 0.84, 0.93, 0.95 in copies 2-4; the other layer-1 head
+    # 0.06, 0.51, 0.78 (it switches on around position 38); layer 0 ~0.
+    block = scores.prefix_block_len(trained)
+    t = il.repeated_blocks(10, block, 4, trained.cfg.d_vocab, seed=scores.EVAL_SEED)
+    on = scores.induction_attention(trained, t, layer=1)                  # [batch, head, query]
+    assert on.shape == (10, trained.cfg.n_heads, t.shape[1])
+    new_token = scores.induction_mask(t).sum(-1) == 0                     # [batch, query]: nothing to find
+    assert new_token[:, 1 + block:].sum() == 0 and (on * new_token[:, None]).abs().max() == 0
+    head = induction_head(trained)[1]
+    assert on[:, head, 1 + block:].mean() > 0.8
+    late = 1 - head
+    curve = on[:, late].mean(0)
+    positions = torch.arange(1 + block, t.shape[1])
+    switch_on = scores.switch_on_position(positions, curve[positions])
+    assert curve[1 + block:1 + block + 5].max() < 0.2 and 1 + block + 5 < switch_on < t.shape[1] - 5
+    assert scores.induction_attention(trained, t, layer=0)[:, :, 1 + block:].mean() < 0.1   # no layer-0 head
+
+
+def test_ab_probe_the_circuit_works_apart_and_weakens_close_together(trained):
+    # Measured (chapter 3, 128 rows): k=10, g=24: p(B) 0.85, top 100%, prev 1.00, induction head 0.93;
+    # k=20, g=8: p(B) 0.24, induction heads at most 0.46.
+    rand = il.repeated_tokens(128, 62, trained.cfg.d_vocab, seed=5, distinct=True)[:, :63]
+    prev, head = prev_token_head(trained), induction_head(trained)
+    mid = scores.ab_probe(trained, rand, 10, 24, prev)
+    close = scores.ab_probe(trained, rand, 20, 8, prev)
+    assert mid["ind"].shape == (trained.cfg.n_heads,)
+    assert mid["p"] > 0.7 and mid["top"] > 0.95 and mid["prev"] > 0.9 and mid["ind"][head[1]] > 0.8
+    assert close["p"] < mid["p"] - 0.3 and close["ind"].max() < mid["ind"][head[1]] - 0.3
+    # the other layer-0 head does not attend from B to A
+    assert scores.ab_probe(trained, rand, 10, 24, (0, 1 - prev[1]))["prev"] < 0.1
+    with pytest.raises(ValueError, match=r"head must be in \[0, 2\)"):
+        scores.ab_probe(trained, rand, 10, 24, (0, 2))
+    full = il.repeated_tokens(1, 63, trained.cfg.d_vocab, seed=5, distinct=True)   # 64 tokens + A: too long
+    with pytest.raises(ValueError, match="n_ctx=64"):
+        scores.ab_probe(trained, full, 50, 14, prev)
+
+
+def test_copying_accuracies_on_the_trained_model(trained):
+    acc = scores.copying_accuracies(trained)                              # measured: 1.00, 0.92; layer 0 <= 0.02
+    assert acc.shape == (2, 2) and acc[1].min() > 0.8 and acc[0].max() < 0.2
