@@ -252,6 +252,18 @@ def switch_on_position(positions, curve, threshold: float = 0.5, run: int = 5) -
     return int(positions[hits[0, 0]]) if len(hits) else None
 
 
+def position_runs(positions, mask) -> list[tuple[int, int]]:
+    """The unbroken runs of positions where `mask` is True, as (first, last) pairs: e.g. where a head's
+    per-position curve is above a threshold (`position_runs(pos, curve > 0.5)`). positions, mask: [n]."""
+    positions, mask = torch.as_tensor(positions), torch.as_tensor(mask)
+    if positions.dim() != 1 or positions.shape != mask.shape or mask.dtype != torch.bool:
+        raise ValueError(f"positions and mask must be 1-D of the same length, mask boolean; got shapes "
+                         f"{tuple(positions.shape)} and {tuple(mask.shape)}, mask dtype {mask.dtype}")
+    edges = torch.diff(torch.cat([torch.tensor([False]), mask, torch.tensor([False])]).int())
+    starts, ends = (edges == 1).nonzero().flatten(), (edges == -1).nonzero().flatten() - 1
+    return [(int(positions[a]), int(positions[b])) for a, b in zip(starts, ends)]
+
+
 def attention_budget(pattern: torch.Tensor, first: int, second: int) -> dict[str, torch.Tensor]:
     """Where each head spends its attention on BOS + prefix + r + r (first copy of r at `first`, second
     at `second`), to see where it parks the attention it does not need. pattern [batch, head, q, k];

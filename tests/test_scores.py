@@ -336,3 +336,15 @@ def test_ab_probe_the_circuit_works_apart_and_weakens_close_together(trained):
 def test_copying_accuracies_on_the_trained_model(trained):
     acc = scores.copying_accuracies(trained)                              # measured: 1.00, 0.92; layer 0 <= 0.02
     assert acc.shape == (2, 2) and acc[1].min() > 0.8 and acc[0].max() < 0.2
+
+
+def test_position_runs():
+    pos = torch.arange(2, 12)
+    mask = torch.tensor([True, True, False, True, False, False, True, True, True, False])
+    assert scores.position_runs(pos, mask) == [(2, 3), (5, 5), (8, 10)]
+    assert scores.position_runs(pos, torch.ones(10, dtype=torch.bool)) == [(2, 11)]
+    assert scores.position_runs(pos, torch.zeros(10, dtype=torch.bool)) == []
+    with pytest.raises(ValueError, match="mask boolean"):
+        scores.position_runs(pos, mask.float())
+    with pytest.raises(ValueError, match="same length"):
+        scores.position_runs(pos, mask[:5])
