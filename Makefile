@@ -5,6 +5,7 @@
 #   make lab     open the chapters live in JupyterLab
 #   make bench   time the library (python -m induction_lib.bench)
 #   make student write the student versions of the chapters to student/
+#   make models  retrain every named recipe and rewrite the shipped checkpoints (induction_lib/models/)
 #   make clean   remove build outputs (keeps .venv and the trained-model cache)
 #
 # Every target installs what it needs on first use: the virtual environment
@@ -20,21 +21,25 @@ BIN     := $(CURDIR)/$(VENV)/bin
 # Tools from the virtual environment come first.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: venv book test test-unit test-notebooks test-book lab bench student clean distclean
+.PHONY: venv book test test-unit test-notebooks test-book lab bench student models clean distclean
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-test.txt pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install -r requirements.txt
+	$(VENV)/bin/python -m pip install -r requirements.txt -r requirements-test.txt
 	touch $@
 
 book: $(STAMP)
 	tools/build_book.sh
 	@echo "Book built: open $(CURDIR)/_build/html/index.html"
 
-# Order: unit tests, notebooks, book build, real browser.
-test: test-unit test-notebooks test-book
+# Order: unit tests, notebooks, book build, real browser. Every test starts from an empty model cache
+# (a fresh temporary directory), so a model cached by hand can never hide a failure.
+test: $(STAMP)
+	cache=$$(mktemp -d -t induction-cache.XXXXXX) && \
+	INDUCTION_LIB_CACHE=$$cache $(MAKE) --no-print-directory test-unit test-notebooks test-book; \
+	status=$$?; rm -rf $$cache; exit $$status
 
 # Unit tests draw figures off-screen (not the notebooks: the book needs inline figures).
 test-unit: $(STAMP)
@@ -56,6 +61,10 @@ lab: $(STAMP)
 bench: $(STAMP)
 	python -m induction_lib.bench
 	python -m induction_lib.bench_widgets
+
+# Train every named recipe (one thread each, a few minutes) and rewrite induction_lib/models/ and its manifest.
+models: $(STAMP)
+	python -m induction_lib.zoo
 
 student: $(STAMP)
 	python -m induction_lib.exercises.student --out student book

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 
 POSITIONAL_SCHEMES = ("shortformer", "standard")
+POS_EMBEDS = ("learned", "sinusoidal")
 LOSS_ON = ("all", "induction", "balanced")
 SCHEDULES = ("constant", "cosine")
 
@@ -32,7 +33,9 @@ class ModelConfig:
 
     positional: "shortformer" adds the position embedding only to the inputs of the queries and
     keys (Press et al. 2021; Olsson et al. 2022's toy models), "standard" adds it to the residual
-    stream once, as GPT-2 does. smeared_keys: every key mixes in the previous position's key with a
+    stream once, as GPT-2 does. pos_embed: "learned" (a trained W_pos) or "sinusoidal" (fixed sines and
+    cosines, Vaswani et al. 2017: "one position back" is the same rotation at every position, so a
+    previous-token head works even at positions that training never uses as keys). smeared_keys: every key mixes in the previous position's key with a
     learned per-head weight (Olsson et al. 2022, argument 2). d_mlp = 0 means attention-only.
     """
 
@@ -43,6 +46,7 @@ class ModelConfig:
     n_heads: int = 4
     d_head: int = 16
     positional: str = "shortformer"
+    pos_embed: str = "learned"
     layernorm: bool = False
     smeared_keys: bool = False
     d_mlp: int = 0
@@ -53,6 +57,8 @@ class ModelConfig:
         _check(self.d_vocab >= 2, f"ModelConfig.d_vocab must be at least 2 (BOS + one token), got {self.d_vocab}")
         _check(self.positional in POSITIONAL_SCHEMES,
                f"ModelConfig.positional must be one of {POSITIONAL_SCHEMES}, got {self.positional!r}")
+        _check(self.pos_embed in POS_EMBEDS,
+               f"ModelConfig.pos_embed must be one of {POS_EMBEDS}, got {self.pos_embed!r}")
         _check(isinstance(self.d_mlp, int) and self.d_mlp >= 0,
                f"ModelConfig.d_mlp must be an integer >= 0 (0 = attention-only), got {self.d_mlp!r}")
         for name in ("layernorm", "smeared_keys"):
@@ -70,8 +76,9 @@ class TrainConfig:
     loss_on: "all" = next-token loss on every position (the honest language-model loss, whose curve
     shows the plateau and the drop); "induction" = only on the positions that copying can predict
     (the heads form about ten times sooner, but the other positions are never trained and their
-    predictions are arbitrary); "balanced" = the mean of the two means, copy-predictable positions and
-    the rest (heads form almost as soon, and the rest learns the chance prediction). eval_every: steps between history records.
+    predictions are arbitrary); "balanced" = copy_weight x the mean over copy-predictable positions +
+    (1 - copy_weight) x the mean over the rest (heads form almost as soon, and the rest learns the
+    chance prediction). eval_every: steps between history records.
     snapshot_steps: steps at which a copy of the weights is kept (for scrubbing through training).
     threads: torch threads while training (None = leave torch's setting alone).
     schedule: learning rate after a linear warm-up: "constant", or "cosine" decay to 10% at the end.
@@ -84,6 +91,7 @@ class TrainConfig:
     warmup_steps: int = 20
     schedule: str = "constant"
     loss_on: str = "induction"
+    copy_weight: float = 0.5
     seed: int = 0
     eval_every: int = 25
     eval_batch: int = 32
@@ -101,6 +109,8 @@ class TrainConfig:
                f"TrainConfig.weight_decay must be >= 0, got {self.weight_decay!r}")
         _check(self.schedule in SCHEDULES,
                f"TrainConfig.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        _check(isinstance(self.copy_weight, (int, float)) and 0 < self.copy_weight < 1,
+               f"TrainConfig.copy_weight must be in (0, 1), got {self.copy_weight!r}")
         _check(self.loss_on in LOSS_ON, f"TrainConfig.loss_on must be one of {LOSS_ON}, got {self.loss_on!r}")
         _check(isinstance(self.seed, int), f"TrainConfig.seed must be an integer, got {self.seed!r}")
         _check(self.threads is None or (isinstance(self.threads, int) and self.threads > 0),

@@ -90,6 +90,7 @@ class RepeatedSegments:
     n_ctx: int
     min_len: int = 4
     max_len: int = 24
+    rules: int = 3
 
     def __post_init__(self):
         if not (2 <= self.min_len <= self.max_len):
@@ -105,7 +106,7 @@ class RepeatedSegments:
                             torch.randint(1, self.vocab, (batch, n - 1), generator=g)], dim=1)
         lengths = torch.randint(self.min_len, self.max_len + 1, (batch,), generator=g)
         u1, u2, u3 = (torch.rand(batch, generator=g) for _ in range(3))
-        rule = torch.randint(0, 3, (batch,), generator=g)
+        rule = torch.randint(0, self.rules, (batch,), generator=g)
         # Placement, so that every position is trained in both roles; a third of the rows each:
         # 0. the original starts uniformly in [1, n - 2L] and the copy somewhere after it;
         # 1. the copy starts uniformly in [1 + L, n - L] and the original somewhere before it;
@@ -121,6 +122,7 @@ class RepeatedSegments:
         dst_a = src_a + lengths + (u2 * (n - src_a - 2 * lengths + 1)).long()
         dst_b = 1 + lengths + (u1 * (n - 2 * lengths)).long()
         src_b = 1 + (u2 * (dst_b - lengths)).long()
+        dst_a = torch.where(rule == 3, src_a + lengths, dst_a)     # 3. the copy right after the original
         src, dst = torch.where(rule == 1, src_b, src_a), torch.where(rule == 1, dst_b, dst_a)
         offsets = torch.arange(self.max_len)
         inside = offsets[None] < lengths[:, None]                    # [batch, max_len]
@@ -155,6 +157,58 @@ def induction_keys(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         src = int(same.nonzero()[-1])
         keys[b, src + 1:src + length] = True
     return keys
+
+
+# ---------------------------------------------------------------- fuzzy copies
+
+
+def synonyms(vocab: int, seed: int = 0) -> torch.Tensor:
+    """A fixed random pairing of the ordinary tokens: s [vocab] with s[s[t]] = t, s[BOS] = BOS and
+    s[t] != t for every ordinary token (with an odd number of them, the last one left over is paired
+    with nothing and maps to itself)."""
+    if not (isinstance(vocab, int) and vocab >= 3):
+        raise ValueError(f"vocab must be an integer >= 3 (BOS + two tokens to pair), got {vocab!r}")
+    perm = 1 + torch.randperm(vocab - 1, generator=torch.Generator().manual_seed(seed))
+    s = torch.arange(vocab)
+    a, b = perm[0:len(perm) - 1:2], perm[1::2]
+    s[a], s[b] = b, a
+    return s
+
+
+def canonical(tokens: torch.Tensor, syn: torch.Tensor) -> torch.Tensor:
+    """Each token replaced by the smaller of itself and its synonym: equal for synonyms."""
+    return torch.minimum(tokens, syn[tokens])
+
+
+@dataclass(frozen=True)
+class FuzzySegments:
+    """`data.RepeatedSegments` (random tokens, a segment copied to a later place), with each token of the
+    copy replaced by its synonym with probability p_swap. sample -> (tokens, mask), the mask as there."""
+
+    vocab: int
+    n_ctx: int
+    min_len: int = 4
+    max_len: int = 24
+    p_swap: float = 0.5
+    pairing_seed: int = 0
+
+    def __post_init__(self):
+        if not 0 <= self.p_swap <= 1:
+            raise ValueError(f"p_swap must be in [0, 1], got {self.p_swap!r}")
+        RepeatedSegments(self.vocab, self.n_ctx, self.min_len, self.max_len)  # validates the lengths
+
+    def sample(self, batch: int,
+               generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        exact = RepeatedSegments(self.vocab, self.n_ctx, self.min_len, self.max_len)
+        tokens, mask = exact.sample(batch, generator)
+        # The copy fills the token positions dst .. dst+L-1. The mask marks its targets
+        # dst+1 .. dst+L-1 at loss indices dst .. dst+L-2 (index p predicts token p+1),
+        # so token t is in the copy if mask[t] or mask[t-1].
+        pad = torch.zeros(batch, 1, dtype=torch.bool)
+        in_copy = torch.cat([mask, pad], 1) | torch.cat([pad, mask], 1)
+        coin = torch.rand(tokens.shape, generator=generator) < self.p_swap
+        syn = synonyms(self.vocab, self.pairing_seed)
+        return torch.where(in_copy & coin, syn[tokens], tokens), mask
 
 
 # ---------------------------------------------------------------- natural text

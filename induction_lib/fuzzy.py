@@ -5,11 +5,11 @@ every ordinary token has one synonym (a fixed random pairing, `synonyms`), and t
 segment with each token replaced by its synonym with probability `p_swap` (`FuzzySegments`). To predict
 such a copy a head must match a query token with the token *or* its synonym: approximately.
 
-    model = il.fuzzy.load_fuzzy_model()          # trains (~30 s on one thread) the first time, then cached
+    model = il.load("fuzzy-2l")                  # the zoo's fuzzy recipe, shipped with the book
     tokens = il.fuzzy.fuzzy_eval_tokens(model)   # BOS + prefix + r + synonyms(r)
 
-The recipe is an ordinary `zoo.Recipe` (`RECIPE`) with data kind "fuzzy_segments"; the checkpoint lives
-in the zoo's cache directory under the recipe's hash, written and read by the zoo's own functions.
+The data (`data.FuzzySegments`, `data.synonyms`) and the recipe ("fuzzy-2l" in `zoo.RECIPES`) live where
+every other data kind and recipe does; this module holds the analysis.
 """
 from __future__ import annotations
 
@@ -20,102 +20,9 @@ from dataclasses import dataclass
 import torch
 
 from . import scores, zoo
-from .config import ModelConfig, TrainConfig
-from .data import BOS, RepeatedSegments
-from .train import train
+from .data import BOS, FuzzySegments, canonical, synonyms
 
-DATA_VERSION = 1  # bump when FuzzySegments or synonyms change what a seed produces
-
-
-def synonyms(vocab: int, seed: int = 0) -> torch.Tensor:
-    """A fixed random pairing of the ordinary tokens: s [vocab] with s[s[t]] = t, s[BOS] = BOS and
-    s[t] != t for every ordinary token (with an odd number of them, the last one left over is paired
-    with nothing and maps to itself)."""
-    if not (isinstance(vocab, int) and vocab >= 3):
-        raise ValueError(f"vocab must be an integer >= 3 (BOS + two tokens to pair), got {vocab!r}")
-    perm = 1 + torch.randperm(vocab - 1, generator=torch.Generator().manual_seed(seed))
-    s = torch.arange(vocab)
-    a, b = perm[0:len(perm) - 1:2], perm[1::2]
-    s[a], s[b] = b, a
-    return s
-
-
-def canonical(tokens: torch.Tensor, syn: torch.Tensor) -> torch.Tensor:
-    """Each token replaced by the smaller of itself and its synonym: equal for synonyms."""
-    return torch.minimum(tokens, syn[tokens])
-
-
-@dataclass(frozen=True)
-class FuzzySegments:
-    """`data.RepeatedSegments` (random tokens, a segment copied to a later place), with each token of the
-    copy replaced by its synonym with probability p_swap. sample -> (tokens, mask), the mask as there."""
-
-    vocab: int
-    n_ctx: int
-    min_len: int = 4
-    max_len: int = 24
-    p_swap: float = 0.5
-    pairing_seed: int = 0
-
-    def __post_init__(self):
-        if not 0 <= self.p_swap <= 1:
-            raise ValueError(f"p_swap must be in [0, 1], got {self.p_swap!r}")
-        RepeatedSegments(self.vocab, self.n_ctx, self.min_len, self.max_len)  # validates the lengths
-
-    def sample(self, batch: int,
-               generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        exact = RepeatedSegments(self.vocab, self.n_ctx, self.min_len, self.max_len)
-        tokens, mask = exact.sample(batch, generator)
-        # The copy fills the token positions dst .. dst+L-1. The mask marks its targets
-        # dst+1 .. dst+L-1 at loss indices dst .. dst+L-2 (index p predicts token p+1),
-        # so token t is in the copy if mask[t] or mask[t-1].
-        pad = torch.zeros(batch, 1, dtype=torch.bool)
-        in_copy = torch.cat([mask, pad], 1) | torch.cat([pad, mask], 1)
-        coin = torch.rand(tokens.shape, generator=generator) < self.p_swap
-        syn = synonyms(self.vocab, self.pairing_seed)
-        return torch.where(in_copy & coin, syn[tokens], tokens), mask
-
-
-RECIPE = zoo.Recipe(
-    "fuzzy-2l",
-    "The default architecture (2 layers x 2 heads) trained on random tokens with a segment copied later, "
-    "each token of the copy swapped for its synonym (a fixed random pairing) with probability 0.5; "
-    "2000 steps at lr 3e-3.",
-    ModelConfig(n_heads=2, d_head=32),
-    # lr 3e-3 for 2000 steps: a fuzzy copy forms in each of seeds 0-4 (loss on all-synonym repeats 0.82-0.98
-    # nats, one thread). The default's lr 1e-2 for 1000 steps formed it in 4 of 5 (1.02-1.14; seed 1 stayed
-    # at chance, also with 2000 steps).
-    TrainConfig(steps=2000, lr=3e-3, warmup_steps=50, loss_on="balanced", eval_every=50, threads=1),
-    {"kind": "fuzzy_segments", "min_len": 4, "max_len": 24, "p_swap": 0.5, "pairing_seed": 0,
-     "version": DATA_VERSION},
-)
-
-
-def make_data(recipe: zoo.Recipe = RECIPE) -> FuzzySegments:
-    spec = recipe.data
-    if spec.get("kind") != "fuzzy_segments":
-        raise ValueError(f"not a fuzzy recipe: data kind {spec.get('kind')!r}")
-    return FuzzySegments(recipe.model.d_vocab, recipe.model.n_ctx, spec["min_len"], spec["max_len"],
-                         spec["p_swap"], spec["pairing_seed"])
-
-
-def load_fuzzy_model_with_history(recipe: zoo.Recipe = RECIPE, progress: bool = True, retrain: bool = False):
-    """(model, history) of the fuzzy recipe: from the zoo's cache, or trained now and cached there."""
-    path = zoo.checkpoint_path(recipe)
-    if path.exists() and not retrain:
-        try:
-            return zoo.load_checkpoint(path, recipe)
-        except zoo.CheckpointError as e:
-            print(f"induction_lib: {e}; retraining.", file=sys.stderr)
-    model, history = train(recipe.model, recipe.train, make_data(recipe), progress=progress,
-                           desc=f"training {recipe.name}")
-    zoo.save_checkpoint(path, recipe, model, history)
-    return model, history
-
-
-def load_fuzzy_model(recipe: zoo.Recipe = RECIPE, progress: bool = True):
-    """The trained fuzzy-induction model (see `load_fuzzy_model_with_history`)."""
-    return load_fuzzy_model_with_history(recipe, progress)[0]
+RECIPE = zoo.RECIPES["fuzzy-2l"]
 
 
 # ---------------------------------------------------------------- held-out evaluation

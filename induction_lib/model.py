@@ -35,6 +35,17 @@ def _uniform(*shape: int, fan_in: int) -> nn.Parameter:
     return nn.Parameter(torch.empty(*shape).uniform_(-bound, bound))
 
 
+def sinusoids(n_ctx: int, d_model: int) -> torch.Tensor:
+    """Fixed position embedding (Vaswani et al. 2017): sin and cos of p / 10000^(2i/d), scaled by √2 so
+    that each entry has variance 1, like the token embedding. [n_ctx, d_model]."""
+    pos = torch.arange(n_ctx, dtype=torch.float32)[:, None]
+    freq = 10000.0 ** (-torch.arange(0, d_model, 2, dtype=torch.float32) / d_model)
+    pe = torch.zeros(n_ctx, d_model)
+    pe[:, 0::2] = torch.sin(pos * freq)
+    pe[:, 1::2] = torch.cos(pos * freq)[:, : d_model // 2]
+    return math.sqrt(2) * pe
+
+
 class Attention(nn.Module):
     """Multi-head causal self-attention with per-head weight tensors and no biases."""
 
@@ -59,13 +70,32 @@ class Attention(nn.Module):
     def _needs_explicit(self) -> bool:
         return any(hp._forward_hooks for hp in (self.hook_pattern, self.hook_z, self.hook_result))
 
+    def _can_fuse(self) -> bool:
+        """The fused path (training): no hook anywhere in this layer and no smeared keys."""
+        return self.smear_alpha is None and not any(
+            m._forward_hooks for m in self.modules() if isinstance(m, HookPoint))
+
     def smear(self, k: torch.Tensor) -> torch.Tensor:
         """Mix each key [b, pos, head, d] with the previous position's key (first position: itself)."""
         w = torch.sigmoid(self.smear_alpha)[:, None]
         prev = torch.cat([k[:, :1], k[:, :-1]], dim=1)
         return w * k + (1 - w) * prev
 
+    def fused(self, resid: torch.Tensor, pos: torch.Tensor | None, ln: nn.Module) -> torch.Tensor:
+        """The same computation as `forward`, fast: one QKV matmul, fused causal attention, one output matmul."""
+        h, m, d = self.W_Q.shape
+        w_qkv = torch.cat([self.W_Q, self.W_K, self.W_V]).permute(1, 0, 2).reshape(m, 3 * h * d)
+        qkv = ln(resid) @ w_qkv                                      # [b, p, 3 * h * d]
+        if pos is not None:  # shortformer: positions enter queries and keys only
+            qkv = qkv + F.pad(pos @ w_qkv[:, :2 * h * d], (0, h * d))
+        b, p, _ = qkv.shape
+        q, k, v = qkv.view(b, p, 3, h, d).permute(2, 0, 3, 1, 4)     # each [b, head, pos, d_head]
+        z = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return z.transpose(1, 2).reshape(b, p, h * d) @ self.W_O.reshape(h * d, m)
+
     def forward(self, resid: torch.Tensor, pos: torch.Tensor | None, ln: nn.Module) -> torch.Tensor:
+        if self._can_fuse():
+            return self.fused(resid, pos, ln)
         q_in, k_in, v_in = self.hook_q_input(resid), self.hook_k_input(resid), self.hook_v_input(resid)
         q_in, k_in, v_in = ln(q_in), ln(k_in), ln(v_in)
         if pos is not None:  # shortformer: positions enter queries and keys only
@@ -77,7 +107,7 @@ class Attention(nn.Module):
         k = self.hook_k(k)
         v = self.hook_v(torch.einsum("bpm,hmd->bphd", v_in, self.W_V))
 
-        if not self._needs_explicit():  # fast path: fused attention, heads summed inside one matmul
+        if not self._needs_explicit():  # fused attention, heads summed inside one matmul
             z = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
                                                is_causal=True)
             b, h, p, d = z.shape
@@ -131,7 +161,10 @@ class Transformer(nn.Module):
             raise TypeError(f"Transformer needs a ModelConfig, got {type(cfg).__name__}")
         self.cfg = cfg
         self.W_E = nn.Parameter(torch.randn(cfg.d_vocab, cfg.d_model))  # nn.Embedding's default init
-        self.W_pos = nn.Parameter(torch.randn(cfg.n_ctx, cfg.d_model))
+        if cfg.pos_embed == "sinusoidal":
+            self.register_buffer("W_pos", sinusoids(cfg.n_ctx, cfg.d_model))
+        else:
+            self.W_pos = nn.Parameter(torch.randn(cfg.n_ctx, cfg.d_model))
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.ln_final = nn.LayerNorm(cfg.d_model) if cfg.layernorm else nn.Identity()
         self.W_U = _uniform(cfg.d_model, cfg.d_vocab, fan_in=cfg.d_model)

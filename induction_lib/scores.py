@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from . import circuits
-from .data import repeated_blocks, repeated_tokens
+from .data import BOS, random_tokens, repeated_blocks, repeated_tokens
 
 # Held-out evaluation layout: BOS + EVAL_PREFIX random tokens + r + r with |r| = EVAL_HALF_LEN, all
 # distinct (one earlier occurrence each). The training distribution (data.RepeatedSegments) copies
@@ -375,3 +375,64 @@ def ab_probe(model, tokens: torch.Tensor, k: int, gap: int, prev_head: tuple[int
             "top": (probs.argmax(dim=-1) == b).float().mean().item(),
             "prev": cache.pattern(prev_layer)[:, prev, k + 1, k].mean().item(),
             "ind": cache.pattern(layer)[:, :, -1, k + 1].mean(dim=0)}
+
+
+# ---------------------------------------------------------------- copying against the best possible
+
+
+def copy_oracle_loss(tokens: torch.Tensor) -> torch.Tensor:
+    """The Bayes copy oracle's next-token loss at each position, [batch, pos - 1] (like `per_position_loss`).
+
+    The best any copy rule can do: at position p, spread the bet evenly over the tokens that followed
+    the earlier occurrences of token p (BOS excluded); the loss is -log(share of those followers that
+    equal the target). inf where the current token has no earlier occurrence (nothing to copy)."""
+    if tokens.dim() != 2:
+        raise ValueError(f"tokens must be [batch, pos], got shape {tuple(tokens.shape)}")
+    earlier = duplicate_mask(tokens)[:, :-1, :-1].bool()   # query p < n - 1, key j < p: token j == token p
+    earlier[..., 0] = False                                 # BOS is not an occurrence of anything
+    hit = tokens[:, 1:, None] == tokens[:, None, 1:]        # [b, p, j]: the follower of j equals p's target
+    n_occ = earlier.sum(dim=-1).float()
+    n_hit = (earlier & hit).sum(dim=-1).float()
+    return -torch.log(n_hit / n_occ)
+
+
+def copy_placements(n_ctx: int, half_len: int) -> dict[str, int]:
+    """Prefix lengths that put BOS + prefix + r + r at the start and at the end of the context."""
+    if 1 + 2 * half_len > n_ctx:
+        raise ValueError(f"two copies of {half_len} tokens do not fit in n_ctx={n_ctx}")
+    return {"start": 0, "end": n_ctx - 1 - 2 * half_len}
+
+
+@torch.no_grad()
+def copy_vs_oracle(model, half_lens=(8, 12, 20, 30), batch: int = 200, seed: int = 777) -> list[dict]:
+    """Copying measured against the Bayes oracle on BOS + prefix + r + r, r's tokens drawn uniformly
+    (repeats inside r allowed), the two copies placed at the start and at the end of the context.
+
+    One row per (length, placement): "second" = the model's mean loss on tokens 2..L of the second copy,
+    "oracle" = the copy oracle's loss there, "first" = the model's loss on tokens 2..L of the first copy
+    (nothing can predict them: chance is ln(d_vocab - 1))."""
+    rows = []
+    for i, half in enumerate(half_lens):
+        for name, prefix in copy_placements(model.cfg.n_ctx, half).items():
+            tokens = repeated_tokens(batch, half, model.cfg.d_vocab, seed=seed + 10 * i + (name == "end"),
+                                     prefix_len=prefix)
+            loss = per_position_loss(model(tokens), tokens)
+            oracle = copy_oracle_loss(tokens)
+            s = 1 + prefix
+            first, second = slice(s, s + half - 1), slice(s + half, s + 2 * half - 1)
+            rows.append({"half_len": half, "placement": name, "second": loss[:, second].mean().item(),
+                         "oracle": oracle[:, second].mean().item(), "first": loss[:, first].mean().item()})
+    return rows
+
+
+@torch.no_grad()
+def previous_token_attention_by_position(model, head: tuple[int, int], batch: int = 64,
+                                         seed: int = 4321) -> torch.Tensor:
+    """Attention from every query position i = 1 .. n_ctx - 1 to i - 1, mean over a batch of full-context
+    random sequences (BOS + n_ctx - 1 tokens): [n_ctx - 1]. The worst entry says where a
+    previous-token head stops working."""
+    layer, h = circuits.check_head(model, *head)
+    tokens = torch.cat([torch.full((batch, 1), BOS, dtype=torch.long),
+                        random_tokens(batch, model.cfg.n_ctx - 1, model.cfg.d_vocab, seed=seed)], dim=1)
+    _, cache = model.run_with_cache(tokens, names=lambda n: n.endswith("hook_pattern"))
+    return cache.pattern(layer)[:, h].diagonal(offset=-1, dim1=-2, dim2=-1).mean(dim=0)

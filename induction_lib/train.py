@@ -65,7 +65,8 @@ class History:
         h = cls(steps=d["steps"].tolist(), train_loss=d["train_loss"].tolist(), repeat_loss=d["repeat_loss"].tolist(),
                 first_half_loss=d["first_half_loss"].tolist(), icl=d["icl"].tolist(),
                 prev_token=list(d["prev_token"]), induction=list(d["induction"]),
-                every_step_loss=d["every_step_loss"].tolist(), snapshots=dict(d["snapshots"]),
+                every_step_loss=d["every_step_loss"].tolist(), snapshots={step: {k: v.float() for k, v in sd.items()}
+                                                                        for step, sd in d["snapshots"].items()},
                 formed_step=d["formed_step"], formed_seconds=d["formed_seconds"], seconds=d["seconds"],
                 icl_positions=tuple(d["icl_positions"]))
         return h
@@ -79,13 +80,13 @@ def formed(induction: torch.Tensor, repeat_loss: float, d_vocab: int) -> bool:
     return bool(induction[-1].max() >= 0.5 and repeat_loss <= 0.1 * math.log(d_vocab))
 
 
-def objective(losses: torch.Tensor, mask: torch.Tensor, loss_on: str) -> torch.Tensor:
+def objective(losses: torch.Tensor, mask: torch.Tensor, loss_on: str, copy_weight: float = 0.5) -> torch.Tensor:
     """The training loss from per-target losses [batch, pos-1] and the copy-predictable mask."""
     if loss_on == "all":
         return losses.mean()
     if loss_on == "induction":
         return losses[mask].mean()
-    return 0.5 * (losses[mask].mean() + losses[~mask].mean())
+    return copy_weight * losses[mask].mean() + (1 - copy_weight) * losses[~mask].mean()
 
 
 def lr_factor(cfg: TrainConfig, step: int) -> float:
@@ -161,7 +162,7 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data=None, progress: b
             tokens, mask = data.sample(train_cfg.batch_size, gen)
             logits = model(tokens)[:, :-1]
             loss_all = F.cross_entropy(logits.transpose(1, 2), tokens[:, 1:], reduction="none")
-            loss = objective(loss_all, mask, train_cfg.loss_on)
+            loss = objective(loss_all, mask, train_cfg.loss_on, train_cfg.copy_weight)
             hist.every_step_loss.append(loss.item())
             if step % train_cfg.eval_every == 0 or step == train_cfg.steps:
                 m = evaluator(model)

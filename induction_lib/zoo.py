@@ -1,18 +1,24 @@
-"""Named training recipes and a checkpoint cache.
+"""Named training recipes, the reference checkpoints that ship with the book, and a checkpoint cache.
 
-`load("induction-2l")` returns a trained model: from the cache if a checkpoint for exactly that
-recipe is there, otherwise it trains (with a progress bar) and caches the result. The file name
-carries a hash of the recipe, so a changed recipe never loads a stale model. Files are written
-atomically (temporary file + os.replace) and read with `torch.load(weights_only=True)`; a truncated
-or corrupt file is reported in one line and retrained.
-
-The cache directory is $INDUCTION_LIB_CACHE, or ~/.cache/induction_lib.
+`load("induction-2l")` returns the reference model of a named recipe: the checkpoint that ships in
+`induction_lib/models/` (written by `make models`, listed with its sha256 in `models/manifest.json`), the
+same bytes on every machine, so every reader sees the same model and no one waits for training. A recipe
+that is not shipped (`Recipe.with_changes(...)`), or `retrain=True`, trains here (with a progress bar) and
+caches the result in $INDUCTION_LIB_CACHE (default ~/.cache/induction_lib) under a hash of the recipe, so
+a changed recipe never loads a stale model. Files are written atomically (temporary file + os.replace)
+and read with `torch.load(weights_only=True)`. A shipped file that does not match its manifest is an
+error naming the file; a corrupt cached file is reported in one line and retrained.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
+import json
 import os
+import platform
 import sys
+import time
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -21,18 +27,19 @@ from pathlib import Path
 import torch
 
 from .config import ModelConfig, TrainConfig, stable_hash
-from .data import CharTokenizer, RepeatedSegments, TextData, stdlib_corpus
+from .data import CharTokenizer, FuzzySegments, RepeatedSegments, TextData, stdlib_corpus
 from .model import Transformer
 from .train import History, train
 
-FORMAT_VERSION = 3  # bumped when the data or training code changes what a recipe produces
+FORMAT_VERSION = 4  # bumped when the data or training code changes what a recipe produces
 
 
 @dataclass(frozen=True)
 class Recipe:
     """Everything that determines a trained model: architecture, training, and data.
 
-    data: {"kind": "repeated_segments", "min_len": .., "max_len": ..} or
+    data: {"kind": "repeated_segments", "min_len": .., "max_len": .., "rules": ..},
+          {"kind": "fuzzy_segments", ..} (copies with synonyms swapped in, see `data.FuzzySegments`), or
           {"kind": "stdlib_text", "max_chars": ..} (characters of Python's own standard library).
     """
 
@@ -63,14 +70,18 @@ def make_data(spec: dict, model_cfg: ModelConfig):
     """The data source a recipe's `data` spec describes."""
     kind = spec.get("kind")
     if kind == "repeated_segments":
-        return RepeatedSegments(model_cfg.d_vocab, model_cfg.n_ctx, spec.get("min_len", 4), spec.get("max_len", 24))
+        return RepeatedSegments(model_cfg.d_vocab, model_cfg.n_ctx, spec.get("min_len", 4), spec.get("max_len", 24),
+                                spec.get("rules", 3))
+    if kind == "fuzzy_segments":
+        return FuzzySegments(model_cfg.d_vocab, model_cfg.n_ctx, spec["min_len"], spec["max_len"],
+                             spec["p_swap"], spec["pairing_seed"])
     if kind == "stdlib_text":
         tok = CharTokenizer()
         if model_cfg.d_vocab != tok.vocab_size:
             raise ValueError(f"stdlib_text needs d_vocab = {tok.vocab_size} (the character tokenizer), "
                              f"got {model_cfg.d_vocab}")
         return TextData(tok.encode(stdlib_corpus(spec.get("max_chars", 2_000_000))), model_cfg.n_ctx)
-    raise ValueError(f"unknown data kind {kind!r}; known: 'repeated_segments', 'stdlib_text'")
+    raise ValueError(f"unknown data kind {kind!r}; known: 'repeated_segments', 'fuzzy_segments', 'stdlib_text'")
 
 
 _SNAPSHOTS = tuple(range(0, 201, 50)) + tuple(range(225, 801, 25)) + (900, 1000, 1250, 1500)
@@ -110,6 +121,15 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
            TrainConfig(steps=1500, lr=3e-3, warmup_steps=50, loss_on="all", eval_every=50, threads=1,
                        snapshot_steps=(0, 250, 500, 1000, 1500)),
            {"kind": "stdlib_text", "max_chars": 2_000_000}),
+    Recipe("fuzzy-2l",
+           "The default architecture (2 layers x 2 heads) trained on random tokens with a segment copied later, "
+           "each token of the copy swapped for its synonym (a fixed random pairing) with probability 0.5; "
+           "2000 steps at lr 3e-3.",
+           ModelConfig(**_TWO_HEADS),
+           # lr 3e-3 for 2000 steps: a fuzzy copy forms in each of seeds 0-4 (loss on all-synonym repeats
+           # 0.82-0.98 nats, one thread). lr 1e-2 for 1000 steps formed it in 4 of 5 seeds.
+           TrainConfig(steps=2000, lr=3e-3, warmup_steps=50, loss_on="balanced", eval_every=50, threads=1),
+           {"kind": "fuzzy_segments", "min_len": 4, "max_len": 24, "p_swap": 0.5, "pairing_seed": 0}),
 ]}
 
 
@@ -121,22 +141,33 @@ def checkpoint_path(recipe: Recipe) -> Path:
     return cache_dir() / f"{recipe.name}-{recipe.hash()}.pt"
 
 
-def save_checkpoint(path: Path, recipe: Recipe, model: Transformer, history: History) -> None:
-    """Write atomically: a temporary file in the same directory, then os.replace."""
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write a file atomically: a temporary file in the same directory, fsync, then os.replace."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format": FORMAT_VERSION, "recipe_hash": recipe.hash(), "name": recipe.name,
-               "model_cfg": model.cfg.to_dict(), "state_dict": model.state_dict(), "history": history.to_dict()}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def save_checkpoint(path: Path, recipe: Recipe, model: Transformer, history: History,
+                    snapshot_dtype: torch.dtype = torch.float32) -> None:
+    """Write model, history and recipe hash atomically; snapshots may be stored in float16."""
+    hist = history.to_dict()
+    hist["snapshots"] = {step: {k: v.to(snapshot_dtype) for k, v in sd.items()}
+                         for step, sd in hist["snapshots"].items()}
+    payload = {"format": FORMAT_VERSION, "recipe_hash": recipe.hash(), "name": recipe.name,
+               "model_cfg": model.cfg.to_dict(), "state_dict": model.state_dict(), "history": hist}
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    _write_atomic(path, buf.getvalue())
 
 
 class CheckpointError(ValueError):
@@ -176,22 +207,99 @@ def _recipe(name_or_recipe) -> Recipe:
     return RECIPES[name_or_recipe]
 
 
+# ---------------------------------------------------------------- the reference checkpoints
+
+SHIPPED_DIR = Path(__file__).resolve().parent / "models"
+MANIFEST = SHIPPED_DIR / "manifest.json"
+
+
+def manifest() -> dict:
+    """{name: {"recipe_hash", "sha256", "bytes", "torch", "cpu", "seconds"}} of the shipped checkpoints."""
+    return json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {}
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def shipped_path(recipe: Recipe) -> Path | None:
+    """The shipped checkpoint of exactly this recipe (name and hash), checked against its manifest entry;
+    None if the recipe is not shipped. A file whose sha256 differs from the manifest is a CheckpointError."""
+    entry = manifest().get(recipe.name)
+    if entry is None or entry["recipe_hash"] != recipe.hash():
+        return None
+    path = SHIPPED_DIR / f"{recipe.name}.pt"
+    if not path.exists():
+        raise CheckpointError(f"{path} is listed in {MANIFEST.name} but missing: reinstall induction_lib "
+                              f"or run `make models`")
+    digest = sha256(path)
+    if digest != entry["sha256"]:
+        raise CheckpointError(f"{path} does not match {MANIFEST.name} (sha256 {digest[:12]}..., expected "
+                              f"{entry['sha256'][:12]}...): the file is damaged; restore it from the "
+                              f"repository (git checkout -- {path.name}) or run `make models`")
+    return path
+
+
 def load_with_history(name_or_recipe="induction-2l", progress: bool = True,
                       retrain: bool = False) -> tuple[Transformer, History]:
-    """(model, training history) for a named recipe or a Recipe; trains and caches if needed."""
+    """(model, training history) for a named recipe or a Recipe: the shipped reference checkpoint if there
+    is one for exactly this recipe, else the cached one, else trained now (and cached)."""
     recipe = _recipe(name_or_recipe)
-    path = checkpoint_path(recipe)
-    if path.exists() and not retrain:
-        try:
-            return load_checkpoint(path, recipe)
-        except CheckpointError as e:
-            print(f"induction_lib: {e}; retraining.", file=sys.stderr)
+    if not retrain:
+        shipped = shipped_path(recipe)
+        if shipped is not None:
+            return load_checkpoint(shipped, recipe)
+        path = checkpoint_path(recipe)
+        if path.exists():
+            try:
+                return load_checkpoint(path, recipe)
+            except CheckpointError as e:
+                print(f"induction_lib: {e}; retraining.", file=sys.stderr)
     model, history = train(recipe.model, recipe.train, make_data(recipe.data, recipe.model), progress=progress,
                            desc=f"training {recipe.name}")
-    save_checkpoint(path, recipe, model, history)
+    save_checkpoint(checkpoint_path(recipe), recipe, model, history)
     return model, history
 
 
-def load(name_or_recipe="induction-2l", progress: bool = True) -> Transformer:
-    """The trained model for a named recipe (see RECIPES) or a Recipe, from the cache or trained now."""
-    return load_with_history(name_or_recipe, progress)[0]
+def load(name_or_recipe="induction-2l", progress: bool = True, retrain: bool = False) -> Transformer:
+    """The trained model for a named recipe (see RECIPES) or a Recipe: shipped, cached, or trained now."""
+    return load_with_history(name_or_recipe, progress, retrain)[0]
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), else what `platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def write_reference(names=None, progress: bool = True) -> dict:
+    """Train every named recipe (or `names`) from scratch and write its reference checkpoint and manifest
+    entry into `induction_lib/models/` (snapshots stored in float16 to keep the package small)."""
+    SHIPPED_DIR.mkdir(exist_ok=True)
+    entries = manifest()
+    for name in names or RECIPES:
+        recipe = _recipe(name)
+        start = time.perf_counter()
+        model, history = train(recipe.model, recipe.train, make_data(recipe.data, recipe.model),
+                               progress=progress, desc=f"training {recipe.name}")
+        seconds = time.perf_counter() - start
+        path = SHIPPED_DIR / f"{recipe.name}.pt"
+        save_checkpoint(path, recipe, model, history, snapshot_dtype=torch.float16)
+        entries[recipe.name] = {"recipe_hash": recipe.hash(), "sha256": sha256(path), "bytes": path.stat().st_size,
+                                "torch": torch.__version__, "cpu": cpu_name(), "threads": recipe.train.threads,
+                                "seconds": round(seconds, 1)}
+        _write_atomic(MANIFEST, (json.dumps(entries, indent=1, sort_keys=True) + "\n").encode())
+        print(f"{recipe.name}: {entries[recipe.name]['bytes'] / 1e6:.2f} MB, {seconds:.0f} s")
+    return entries
+
+
+if __name__ == "__main__":  # make models
+    import argparse
+    parser = argparse.ArgumentParser(description="Train the named recipes and write the shipped checkpoints.")
+    parser.add_argument("names", nargs="*", help=f"recipes to (re)write (default: all of {', '.join(RECIPES)})")
+    write_reference(parser.parse_args().names or None)

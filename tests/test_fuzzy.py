@@ -1,4 +1,4 @@
-"""induction_lib.fuzzy: synonym pairs, the fuzzy training data and evaluation layout, the cached recipe,
+"""induction_lib.fuzzy: synonym pairs, the fuzzy training data and evaluation layout, the recipe,
 the circuit helpers, and the repeated-identifier measurement on text."""
 import math
 
@@ -88,46 +88,12 @@ def test_fuzzy_segments_validate():
 
 # ---------------------------------------------------------------- the recipe and its cache
 
-TINY = fuzzy.RECIPE.with_changes(
-    model={"d_vocab": 16, "n_ctx": 24, "d_model": 16, "d_head": 8},
-    train={"steps": 12, "batch_size": 8, "eval_every": 6, "eval_batch": 4},
-    data={"min_len": 3, "max_len": 8})
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("INDUCTION_LIB_CACHE", str(tmp_path))
-    return tmp_path
-
-
-def test_recipe_is_a_zoo_recipe_with_its_own_hash():
-    assert isinstance(fuzzy.RECIPE, zoo.Recipe) and fuzzy.RECIPE.data["kind"] == "fuzzy_segments"
-    assert fuzzy.RECIPE.hash() != zoo.RECIPES["induction-2l"].hash()
-    data = fuzzy.make_data()
-    assert (data.vocab, data.n_ctx, data.p_swap) == (64, 64, 0.5)
-    with pytest.raises(ValueError, match="fuzzy"):
-        fuzzy.make_data(zoo.RECIPES["induction-2l"])
-
-
-def test_trains_once_then_loads_from_the_zoo_cache(cache, monkeypatch):
-    model, hist = fuzzy.load_fuzzy_model_with_history(TINY, progress=False)
-    path = zoo.checkpoint_path(TINY)
-    assert path.parent == cache and path.name == f"fuzzy-2l-{TINY.hash()}.pt" and path.exists()
-
-    def no_training(*args, **kwargs):
-        raise AssertionError("trained again although the checkpoint is cached")
-    monkeypatch.setattr(fuzzy, "train", no_training)
-    again = fuzzy.load_fuzzy_model(TINY, progress=False)
-    for k, v in model.state_dict().items():
-        assert torch.equal(v, again.state_dict()[k])
-
-
-def test_a_corrupt_checkpoint_is_retrained(cache, capsys):
-    fuzzy.load_fuzzy_model(TINY, progress=False)
-    zoo.checkpoint_path(TINY).write_bytes(b"garbage")
-    model = fuzzy.load_fuzzy_model(TINY, progress=False)
-    assert "retraining" in capsys.readouterr().err
-    assert zoo.load_checkpoint(zoo.checkpoint_path(TINY), TINY)[0].cfg == model.cfg
+def test_fuzzy_is_a_zoo_recipe_with_its_own_data_kind():
+    recipe = zoo.RECIPES["fuzzy-2l"]
+    assert fuzzy.RECIPE is recipe and recipe.data["kind"] == "fuzzy_segments"
+    assert recipe.hash() != zoo.RECIPES["induction-2l"].hash()
+    data = zoo.make_data(recipe.data, recipe.model)
+    assert isinstance(data, fuzzy.FuzzySegments) and (data.vocab, data.n_ctx, data.p_swap) == (64, 64, 0.5)
 
 
 # ---------------------------------------------------------------- evaluation layout and scores

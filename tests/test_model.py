@@ -13,6 +13,7 @@ CONFIGS = {
     "layernorm": ModelConfig(layernorm=True),
     "smeared": ModelConfig(n_layers=1, smeared_keys=True),
     "mlp": ModelConfig(d_mlp=32, layernorm=True),
+    "sinusoidal": ModelConfig(pos_embed="sinusoidal"),
 }
 
 
@@ -49,8 +50,19 @@ def test_fast_path_equals_explicit_path(name):
     tokens = il.random_tokens(4, 40, model.cfg.d_vocab, seed=3)
     fast = model(tokens)
     assert not any(b.attn._needs_explicit() for b in model.blocks)
+    assert all(b.attn._can_fuse() for b in model.blocks) == (not model.cfg.smeared_keys)
     explicit, cache = model.run_with_cache(tokens)  # caching the pattern forces the explicit path
     torch.testing.assert_close(fast, explicit, rtol=1e-5, atol=1e-5)
+
+
+def test_sinusoidal_positions_are_fixed_and_one_step_is_one_rotation():
+    model = make(CONFIGS["sinusoidal"])
+    assert "W_pos" not in dict(model.named_parameters()) and "W_pos" in model.state_dict()
+    W = model.W_pos
+    assert W.shape == (64, 64) and torch.allclose(W.pow(2).mean(), torch.tensor(1.0), atol=0.05)
+    # each (sin, cos) pair turns by a fixed angle per position: <p_i, p_(i-1)> is the same for every i
+    dots = (W[1:] * W[:-1]).sum(dim=1)
+    torch.testing.assert_close(dots, dots[:1].expand_as(dots), rtol=1e-4, atol=1e-4)
 
 
 def test_cache_contents_and_accessors():

@@ -80,3 +80,75 @@ def test_every_named_recipe_is_valid_and_documented():
                              recipe.model)
         tokens, mask = data.sample(2, torch.Generator().manual_seed(0))
         assert tokens.shape == (2, recipe.model.n_ctx) and tokens.max() < recipe.model.d_vocab
+
+
+# ---------------------------------------------------------------- the shipped reference checkpoints
+
+
+def test_every_named_recipe_ships_a_checkpoint_of_exactly_that_recipe():
+    entries = zoo.manifest()
+    assert sorted(entries) == sorted(zoo.RECIPES), "run `make models` after changing RECIPES"
+    total = 0
+    for name, recipe in zoo.RECIPES.items():
+        entry = entries[name]
+        assert entry["recipe_hash"] == recipe.hash(), f"{name}: the shipped model is for an older recipe"
+        path = zoo.shipped_path(recipe)
+        assert path is not None and path.stat().st_size == entry["bytes"]
+        assert {"sha256", "torch", "cpu", "seconds", "threads"} <= set(entry)
+        total += entry["bytes"]
+    assert total <= 10e6, f"the zoo is {total / 1e6:.1f} MB"
+
+
+def test_load_is_training_free_from_an_empty_cache(cache, monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError("a shipped model was trained instead of loaded")
+    monkeypatch.setattr(zoo, "train", no_training)
+    for name in zoo.RECIPES:
+        model, hist = il.load_with_history(name, progress=False)
+        assert model.cfg == zoo.RECIPES[name].model and hist.steps[-1] == zoo.RECIPES[name].train.steps
+        assert not model.training
+    assert not any(cache.iterdir()), "loading a shipped model wrote to the cache"
+
+
+def test_snapshots_come_back_as_float32_and_close_to_the_final_weights():
+    model, hist = il.load_with_history("induction-2l", progress=False)
+    last = hist.snapshots[max(hist.snapshots)]
+    for k, v in model.state_dict().items():
+        assert last[k].dtype == torch.float32
+        torch.testing.assert_close(last[k], v, rtol=1e-3, atol=1e-3)  # float16 storage
+
+
+def test_a_damaged_shipped_file_is_an_error_naming_it(tmp_path, monkeypatch):
+    import shutil
+    shipped = tmp_path / "models"
+    shutil.copytree(zoo.SHIPPED_DIR, shipped)
+    monkeypatch.setattr(zoo, "SHIPPED_DIR", shipped)
+    monkeypatch.setattr(zoo, "MANIFEST", shipped / "manifest.json")
+    path = shipped / "induction-2l.pt"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(zoo.CheckpointError, match=r"induction-2l\.pt does not match manifest\.json"):
+        il.load("induction-2l", progress=False)
+    path.unlink()
+    with pytest.raises(zoo.CheckpointError, match=r"induction-2l\.pt is listed in manifest\.json but missing"):
+        il.load("induction-2l", progress=False)
+
+
+def test_a_changed_recipe_or_retrain_trains_and_caches(cache, monkeypatch):
+    calls = []
+    real_train = zoo.train
+
+    def counting_train(*args, **kwargs):
+        calls.append(1)
+        return real_train(*args, **kwargs)
+    monkeypatch.setattr(zoo, "train", counting_train)
+    variant = zoo.RECIPES["induction-2l"].with_changes(
+        model={"d_model": 16, "d_head": 8}, train={"steps": 10, "eval_every": 5, "snapshot_steps": ()})
+    assert zoo.shipped_path(variant) is None
+    zoo.load(variant, progress=False)
+    assert calls == [1] and zoo.checkpoint_path(variant).exists()
+    zoo.load(variant, progress=False)
+    assert calls == [1]                                   # cached now
+    zoo.load(variant, progress=False, retrain=True)
+    assert calls == [1, 1]
