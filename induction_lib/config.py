@@ -29,7 +29,7 @@ def _positive_int(obj, name: str) -> None:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The shape of an attention-only transformer (optionally with MLPs).
+    """The shape of an attention-only transformer (optionally with MLPs). The defaults are the book's model.
 
     positional: "shortformer" adds the position embedding only to the inputs of the queries and
     keys (Press et al. 2021; Olsson et al. 2022's toy models), "standard" adds it to the residual
@@ -43,10 +43,10 @@ class ModelConfig:
     n_ctx: int = 64
     d_model: int = 64
     n_layers: int = 2
-    n_heads: int = 4
-    d_head: int = 16
+    n_heads: int = 2
+    d_head: int = 32
     positional: str = "shortformer"
-    pos_embed: str = "learned"
+    pos_embed: str = "sinusoidal"
     layernorm: bool = False
     smeared_keys: bool = False
     d_mlp: int = 0
@@ -81,17 +81,18 @@ class TrainConfig:
     chance prediction). eval_every: steps between history records.
     snapshot_steps: steps at which a copy of the weights is kept (for scrubbing through training).
     threads: torch threads while training (None = leave torch's setting alone).
+    The defaults are the book's recipe (zoo "induction-2l", which adds its snapshot steps and one thread).
     schedule: learning rate after a linear warm-up: "constant", or "cosine" decay to 10% at the end.
     """
 
-    steps: int = 600
+    steps: int = 2500
     batch_size: int = 32
-    lr: float = 3e-3
+    lr: float = 1e-2
     weight_decay: float = 0.01
-    warmup_steps: int = 20
-    schedule: str = "constant"
-    loss_on: str = "induction"
-    copy_weight: float = 0.5
+    warmup_steps: int = 50
+    schedule: str = "cosine"
+    loss_on: str = "balanced"
+    copy_weight: float = 0.725
     seed: int = 0
     eval_every: int = 25
     eval_batch: int = 32

@@ -90,7 +90,7 @@ class RepeatedSegments:
     n_ctx: int
     min_len: int = 4
     max_len: int = 24
-    rules: int = 3
+    rules: int = 4
 
     def __post_init__(self):
         if not (2 <= self.min_len <= self.max_len):
@@ -107,11 +107,14 @@ class RepeatedSegments:
         lengths = torch.randint(self.min_len, self.max_len + 1, (batch,), generator=g)
         u1, u2, u3 = (torch.rand(batch, generator=g) for _ in range(3))
         rule = torch.randint(0, self.rules, (batch,), generator=g)
-        # Placement, so that every position is trained in both roles; a third of the rows each:
+        # Placement, so that every position is trained in both roles; rows are split evenly over the
+        # first `rules` of these rules:
         # 0. the original starts uniformly in [1, n - 2L] and the copy somewhere after it;
         # 1. the copy starts uniformly in [1 + L, n - L] and the original somewhere before it;
         # 2. the original starts uniformly in [1, n - 2 min_len] and L is drawn from the lengths that
-        #    still fit, so late originals (short ones) are as common as early ones.
+        #    still fit, so late originals (short ones) are as common as early ones;
+        # 3. as rule 0, but the copy starts right after the original (short adjacent repeats were copied
+        #    badly when only the first three rules made them, and rarely).
         # (Rule 1 alone: early copies were rare and the model failed on them. Rules 0 and 1 alone: an
         # original after position ~45 was rare, and the previous-token head, which is only trained
         # where an original's tokens serve as keys, stopped working there.)
@@ -199,7 +202,7 @@ class FuzzySegments:
 
     def sample(self, batch: int,
                generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        exact = RepeatedSegments(self.vocab, self.n_ctx, self.min_len, self.max_len)
+        exact = RepeatedSegments(self.vocab, self.n_ctx, self.min_len, self.max_len, rules=3)
         tokens, mask = exact.sample(batch, generator)
         # The copy fills the token positions dst .. dst+L-1. The mask marks its targets
         # dst+1 .. dst+L-1 at loss indices dst .. dst+L-2 (index p predicts token p+1),

@@ -14,13 +14,11 @@ every other data kind and recipe does; this module holds the analysis.
 from __future__ import annotations
 
 import re
-import sys
-from dataclasses import dataclass
 
 import torch
 
 from . import scores, zoo
-from .data import BOS, FuzzySegments, canonical, synonyms
+from .data import BOS, FuzzySegments, canonical, synonyms  # noqa: F401 (the data, re-exported here)
 
 RECIPE = zoo.RECIPES["fuzzy-2l"]
 

@@ -35,11 +35,16 @@ def _uniform(*shape: int, fan_in: int) -> nn.Parameter:
     return nn.Parameter(torch.empty(*shape).uniform_(-bound, bound))
 
 
-def sinusoids(n_ctx: int, d_model: int) -> torch.Tensor:
-    """Fixed position embedding (Vaswani et al. 2017): sin and cos of p / 10000^(2i/d), scaled by √2 so
-    that each entry has variance 1, like the token embedding. [n_ctx, d_model]."""
+def sinusoids(n_ctx: int, d_model: int, base: float = 100.0) -> torch.Tensor:
+    """Fixed position embedding (Vaswani et al. 2017): sin and cos of p / base^(2i/d), scaled by √2 so that
+    each entry has variance 1, like the token embedding. [n_ctx, d_model].
+
+    Moving one position back turns every (sin, cos) pair by a fixed angle, the same at every position, so
+    a head that learns "one back" at the positions training uses does it at all of them. base = 100, not
+    Vaswani's 10000: in a 64-token context the slow waves of base 10000 are almost linear in the position
+    (absolute positions), and a head that leans on them fails at positions training never used as keys."""
     pos = torch.arange(n_ctx, dtype=torch.float32)[:, None]
-    freq = 10000.0 ** (-torch.arange(0, d_model, 2, dtype=torch.float32) / d_model)
+    freq = base ** (-torch.arange(0, d_model, 2, dtype=torch.float32) / d_model)
     pe = torch.zeros(n_ctx, d_model)
     pe[:, 0::2] = torch.sin(pos * freq)
     pe[:, 1::2] = torch.cos(pos * freq)[:, : d_model // 2]
