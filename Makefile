@@ -64,7 +64,7 @@ bench: $(STAMP)
 
 # Train every named recipe (one thread each, a few minutes) and rewrite induction_lib/models/ and its manifest.
 models: $(STAMP)
-	python -m induction_lib.zoo
+	python tools/make_models.py
 
 student: $(STAMP)
 	python -m induction_lib.exercises.student --out student book

@@ -302,9 +302,3 @@ def write_reference(names=None, progress: bool = True) -> dict:
         print(f"{recipe.name}: {entries[recipe.name]['bytes'] / 1e6:.2f} MB, {seconds:.0f} s")
     return entries
 
-
-if __name__ == "__main__":  # make models
-    import argparse
-    parser = argparse.ArgumentParser(description="Train the named recipes and write the shipped checkpoints.")
-    parser.add_argument("names", nargs="*", help=f"recipes to (re)write (default: all of {', '.join(RECIPES)})")
-    write_reference(parser.parse_args().names or None)
