@@ -67,13 +67,13 @@ def test_training_distribution_uses_every_position_as_a_key_up_to_n_ctx_minus_5(
     """The previous-token head is only trained where an original's tokens serve as induction keys
     (a key at p needs a copy of >= min_len tokens after it: p <= n_ctx - 1 - min_len). Every such
     position must occur, late ones too; with two placement rules, originals after ~45 were rare and
-    the trained head failed there. Measured (2048 rows, seed 0): >= 12 rows per position, 8% of
-    originals start at 45 or later."""
+    a head with learned positions failed there. Measured (2048 rows, seed 0, four rules): every
+    position 2..59 is a key in 5 rows or more (5 at 59), 6.5% of originals start at 45 or later."""
     data = RepeatedSegments(vocab=64, n_ctx=64)
     tokens, mask = data.sample(2048, torch.Generator().manual_seed(0))
     is_key = induction_keys(tokens, mask)
     keys = is_key.sum(0)
-    assert (keys[2:60] >= 10).all(), keys.tolist()
+    assert (keys[2:60] > 0).all(), keys.tolist()
     assert keys[60:].sum() == 0 and keys[:2].sum() == 0
     first_key = is_key.float().argmax(dim=1)          # the original starts one position earlier
     assert (first_key - 1 >= 45).sum() > 0.05 * 2048
@@ -114,3 +114,18 @@ def test_stdlib_corpus_is_python_source_and_deterministic():
     assert tokens.shape == (4, 64) and mask.all() and (tokens[:, 0] == BOS).all()
     with pytest.raises(ValueError, match="no such directory"):
         stdlib_corpus(root="/nonexistent/dir")
+
+
+def test_the_fourth_rule_puts_copies_right_after_their_originals():
+    """Rule 3 copies a segment to the place right after it (r + r, anywhere in the context); with
+    rules=3 that layout only happens when rule 0 or 1 draws no gap (measured: 14% of rows; 37% with
+    the fourth rule, which adds a quarter of the rows)."""
+    def adjacent_share(rules):
+        data = RepeatedSegments(vocab=64, n_ctx=64, rules=rules)
+        tokens, mask = data.sample(2048, torch.Generator().manual_seed(1))
+        keys = induction_keys(tokens, mask)
+        src = keys.float().argmax(dim=1) - 1                 # first token of the original
+        dst = mask.float().argmax(dim=1)                     # first token of the copy
+        length = mask.sum(dim=1) + 1
+        return (dst == src + length).float().mean().item()
+    assert adjacent_share(4) > adjacent_share(3) + 0.15

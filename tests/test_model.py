@@ -170,7 +170,7 @@ def test_model_config_validation(kwargs, message):
     ({"lr": -1.0}, "lr must be > 0"),
     ({"loss_on": "some"}, "loss_on must be one of"),
     ({"schedule": "linear"}, "schedule must be one of"),
-    ({"snapshot_steps": (5, 10_000)}, r"snapshot_steps must be integers in \[0, steps=600\]"),
+    ({"snapshot_steps": (5, 10_000)}, r"snapshot_steps must be integers in \[0, steps=2500\]"),
     ({"threads": 0}, "threads must be None or a positive integer"),
 ])
 def test_train_config_validation(kwargs, message):

@@ -46,7 +46,7 @@ def test_lr_schedule():
     cfg = TrainConfig(steps=100, warmup_steps=10, schedule="cosine")
     assert lr_factor(cfg, 0) == pytest.approx(0.1) and lr_factor(cfg, 9) == pytest.approx(1.0)
     assert lr_factor(cfg, 10) == pytest.approx(1.0) and lr_factor(cfg, 100) == pytest.approx(0.1)
-    assert lr_factor(TrainConfig(steps=100, warmup_steps=10), 70) == 1.0
+    assert lr_factor(TrainConfig(steps=100, warmup_steps=10, schedule="constant"), 70) == 1.0
 
 
 def test_formed_definition():
