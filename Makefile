@@ -3,7 +3,7 @@
 #   make book    build the site into _build/html (open _build/html/index.html)
 #   make test    every test: unit tests, notebooks (nbval), book build, browser
 #   make lab     open the chapters live in JupyterLab
-#   make bench   time the library (python -m induction_lib.bench)
+#   make bench   time the library (benchmarks/*.py print tables)
 #   make student write the student versions of the chapters to student/
 #   make models  retrain every named recipe and rewrite the shipped checkpoints (induction_lib/models/)
 #   make clean   remove build outputs (keeps .venv and the trained-model cache)
@@ -59,8 +59,8 @@ lab: $(STAMP)
 	jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) book/
 
 bench: $(STAMP)
-	python -m induction_lib.bench
-	python -m induction_lib.bench_widgets
+	python benchmarks/train_speed.py
+	python benchmarks/widget_updates.py
 
 # Train every named recipe (one thread each, a few minutes) and rewrite induction_lib/models/ and its manifest.
 models: $(STAMP)

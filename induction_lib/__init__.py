@@ -9,7 +9,7 @@ from .data import BOS, CharTokenizer, RepeatedSegments, TextData, random_tokens,
 from .model import ActivationCache, HookPoint, Transformer
 from .train import History, formed, train
 from .zoo import RECIPES, load, load_with_history
-from . import scores
+from . import heads, scores
 
 # -- toolkit, Hopfield and widgets exports (appended by their modules' authors) --
 from . import plots
@@ -18,4 +18,5 @@ from .circuits import FactoredMatrix, direct_logit_attribution
 from .interventions import ablate, ablate_path, patch_heads, per_position_loss_with
 from . import hopfield, widgets
 from .widgets import ablation_board, attention_explorer, checkpoint_scrubber, hopfield_playground
-from . import phase
+from . import fuzzy, phase
+from .bridge import from_transformer_lens, to_transformer_lens

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from . import scores
+from . import heads, scores
 from .data import repeated_tokens
 
 # ---------------------------------------------------------------- 1. the modern Hopfield network
@@ -385,13 +385,7 @@ def metastable_states(X: torch.Tensor | None = None, betas=None, n_starts: int =
 # ---------------------------------------------------------------- 3. attention as a Hopfield update
 
 
-def find_induction_head(model) -> tuple[int, int]:
-    """(layer, head) with the highest diagonal induction score among layers >= 1 (layer 0 in a
-    one-layer model): found by measurement, never hard-coded."""
-    s = scores.diagonal_induction_scores(model)
-    first = 1 if s.shape[0] > 1 else 0
-    flat = s[first:].argmax().item()
-    return first + flat // s.shape[1], flat % s.shape[1]
+find_induction_head = heads.induction_head  # the book's one definition (induction_lib.heads)
 
 
 def _head_cache(model, tokens, layer, head):
@@ -430,7 +424,7 @@ def attention_as_hopfield(model, tokens: torch.Tensor | None = None, layer: int 
     head's z_i is the same weights applied to the values V[:i+1] (the retrieved pattern read out through
     W_V). Default: the induction head on BOS + r + r."""
     if layer is None or head is None:
-        layer, head = find_induction_head(model)
+        layer, head = heads.induction_head(model)
     tokens = repeated_tokens(4, 20, model.cfg.d_vocab, seed=1) if tokens is None else model.check_tokens(tokens)
     cache, q, k, v = _head_cache(model, tokens, layer, head)
     pattern = cache.pattern(layer)[:, head]
@@ -499,7 +493,7 @@ def induction_memory(model, layer: int | None = None, head: int | None = None, b
       bound          = 1 / (1 + (N - 1) exp(-logit_gap)) <= mass, with N = i + 1 keys.
     Retrieval is sharp when logit_gap >> log(N - 1)."""
     if layer is None or head is None:
-        layer, head = find_induction_head(model)
+        layer, head = heads.induction_head(model)
     if 1 + 2 * half_len > model.cfg.n_ctx:
         raise ValueError(f"half_len={half_len} does not fit the context n_ctx={model.cfg.n_ctx}")
     tokens = repeated_tokens(batch, half_len, model.cfg.d_vocab, seed=seed,
@@ -635,6 +629,43 @@ def occurrence_tokens(n_trials: int, length: int, vocab: int, k: int = 3, seed: 
     return torch.tensor(rows), torch.tensor(where), torch.tensor(conts)
 
 
+@torch.no_grad()
+def match_attention(model, match: int = 1, n_trials: int = 256, seed: int = 0, length: int = 40) -> torch.Tensor:
+    """How much each head looks up a repeat of `match` tokens, [n_layers, n_heads].
+
+    Sequences of `length` distinct random tokens after BOS, whose last `match` tokens copy `match` tokens
+    from a random earlier place (match = 1: BOS ... A C ... A, the current token seen once before). Returns
+    the mean attention from the last position to the key right after the earlier occurrence (C's
+    position), the key an induction head should find. With match = 1 only the current token matches; with
+    match = 2 the token before it matches too."""
+    if not (isinstance(match, int) and match >= 1) or length > model.cfg.d_vocab or length < 2 * match + 3:
+        raise ValueError(f"need match >= 1 and 2 match + 3 <= length <= d_vocab; got match={match}, "
+                         f"length={length}, d_vocab={model.cfg.d_vocab}")
+    g = _generator(seed)
+    rows, keys = [], []
+    for _ in range(n_trials):
+        seq = [0] + (1 + torch.randperm(model.cfg.d_vocab - 1, generator=g))[: length - 1].tolist()
+        s = int(torch.randint(1, length - 2 * match, (1,), generator=g))   # the original: s .. s + match - 1
+        seq[length - match:] = seq[s:s + match]                             # the copy ends at the query
+        rows.append(seq)
+        keys.append(s + match)
+    _, cache = model.run_with_cache(torch.tensor(rows), names=lambda n: n.endswith("hook_pattern"))
+    r = torch.arange(n_trials)
+    return torch.stack([cache.pattern(layer)[r, :, -1, torch.tensor(keys)].mean(0)
+                        for layer in range(model.cfg.n_layers)])
+
+
+def find_lookup_head(model, n_trials: int = 256, seed: int = 0, length: int = 40) -> tuple[int, int]:
+    """(layer, head) in layers >= 1 (layer 0 in a one-layer model) that attends most to the token after
+    a lone earlier occurrence of the current token (`match_attention` with match = 1): the head that looks
+    up a single repeated token. In a model with several induction heads it need not be
+    `find_induction_head`'s: a head can attend only when the token before the query matches as well."""
+    a = match_attention(model, 1, n_trials, seed, length)
+    first = 1 if a.shape[0] > 1 else 0
+    flat = int(a[first:].argmax())
+    return first + flat // a.shape[1], flat % a.shape[1]
+
+
 @dataclass
 class OccurrenceSplit:
     """The current token A seen k times before, followed by F1..Fk. Per trial and continuation [T, k]:
@@ -664,7 +695,7 @@ def occurrence_split(model, k: int = 3, n_trials: int = 64, seed: int = 0, lengt
     metastable state), measured on the model, with the Hopfield prediction softmax over the k keys'
     attention scores. `two_occurrence_split` is the k = 2 case with a single-occurrence control."""
     if layer is None or head is None:
-        layer, head = find_induction_head(model)
+        layer, head = heads.induction_head(model)
     tokens, where, conts = occurrence_tokens(n_trials, length, model.cfg.d_vocab, k, seed)
     pattern, scores, probs = _last_query(model, tokens, layer, head)
     attn, s, p = pattern.gather(1, where), scores.gather(1, where), probs.gather(1, conts)
@@ -682,7 +713,7 @@ def two_occurrence_split(model, n_trials: int = 64, seed: int = 0, length: int =
     attention scores. A control with the first A replaced by an unrelated token (A occurred once,
     followed by C) gives `single_attn` (attention on C) and `single_prob` (probability of C)."""
     if layer is None or head is None:
-        layer, head = find_induction_head(model)
+        layer, head = heads.induction_head(model)
     tokens, pb, pc, _, b, c = two_occurrence_tokens(n_trials, length, model.cfg.d_vocab, seed)
     rows = torch.arange(n_trials)
     last = length - 1

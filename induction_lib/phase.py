@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from . import plots, scores
+from . import heads, plots, scores
 from .data import BOS, repeated_tokens
 from .plots import OKABE_ITO, WIDTH
 
@@ -216,11 +216,7 @@ def bump(history, window: Transition, margin: float = 2.0) -> tuple[float, float
 # ---------------------------------------------------------------- heads and snapshots
 
 
-def key_heads(history) -> tuple[tuple[int, int], tuple[int, int]]:
-    """(previous-token head, induction head) of a run: the layer-0 head with the best previous-token score
-    and the last-layer head with the best induction score, both at the last record."""
-    prev, ind = history.prev_token[-1], history.induction[-1]
-    return (0, int(prev[0].argmax())), (ind.shape[0] - 1, int(ind[-1].argmax()))
+key_heads = heads.key_heads  # the book's one definition (induction_lib.heads)
 
 
 def nearest_snapshot(history, step: float) -> int:

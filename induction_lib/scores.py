@@ -15,50 +15,14 @@ Three induction scores, side by side (each is 1 for a perfect induction head):
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from . import circuits
 from .data import BOS, random_tokens, repeated_blocks, repeated_tokens
-
-# Held-out evaluation layout: BOS + EVAL_PREFIX random tokens + r + r with |r| = EVAL_HALF_LEN, all
-# distinct (one earlier occurrence each). The training distribution (data.RepeatedSegments) copies
-# segments of 4..24 tokens at random places: a 28-token block after a 7-token shift is never seen.
-EVAL_HALF_LEN = 28
-EVAL_PREFIX = 7
-EVAL_SEED = 12345
-
-
-def _check_pattern(pattern: torch.Tensor) -> None:
-    if pattern.dim() < 2 or pattern.shape[-1] != pattern.shape[-2]:
-        raise ValueError(f"pattern must be [..., query, key] with query == key, got shape {tuple(pattern.shape)}")
-
-
-def previous_token_score_from_pattern(pattern: torch.Tensor) -> torch.Tensor:
-    """Mean attention from position i to i - 1 over i >= 1 (Olsson et al. 2022).
-
-    pattern: [batch, head, query, key] (or any [..., query, key]); returns the mean over the
-    batch axis and positions: [head] for a [batch, head, q, k] pattern.
-    """
-    _check_pattern(pattern)
-    scores = pattern.diagonal(offset=-1, dim1=-2, dim2=-1).mean(dim=-1)
-    return scores.mean(dim=0) if pattern.dim() == 4 else scores
-
-
-def diagonal_induction_score_from_pattern(pattern: torch.Tensor, half_len: int, start: int = 1) -> torch.Tensor:
-    """Mean attention on the induction diagonal over the second copy of a repeated block.
-
-    For tokens [... , r (at `start`), r (at `start + half_len`)], query i in the second copy has its
-    earlier occurrence at i - half_len, and the token after it at i - half_len + 1: the diagonal at
-    offset -(half_len - 1) (TransformerLens demos, ARENA). pattern: [batch, head, q, k] -> [head].
-    """
-    _check_pattern(pattern)
-    n = pattern.shape[-1]
-    if start + 2 * half_len > n:
-        raise ValueError(f"start={start} + 2 * half_len={half_len} exceeds the sequence length {n}")
-    diag = pattern.diagonal(offset=-(half_len - 1), dim1=-2, dim2=-1)  # entry j is query j + half_len - 1
-    first = start + half_len - (half_len - 1)                          # query start + half_len
-    scores = diag[..., first:first + half_len].mean(dim=-1)
-    return scores.mean(dim=0) if pattern.dim() == 4 else scores
+# The held-out layout and the measurements training records live one layer down (training uses them);
+# they are part of this module's interface too.
+from .metrics import (EVAL_HALF_LEN, EVAL_PREFIX, EVAL_SEED, _cfg, _check_pattern,  # noqa: F401
+                      diagonal_induction_score_from_pattern, eval_layout, eval_regions, eval_tokens,
+                      icl_score, per_position_loss, previous_token_score_from_pattern)
 
 
 @torch.no_grad()
@@ -66,30 +30,6 @@ def _patterns(model, tokens: torch.Tensor) -> torch.Tensor:
     """All attention patterns, [n_layers, batch, head, q, k]."""
     _, cache = model.run_with_cache(tokens, names=lambda n: n.endswith("hook_pattern"))
     return torch.stack([cache.pattern(layer) for layer in range(model.cfg.n_layers)])
-
-
-def _cfg(model_or_cfg):
-    """The ModelConfig of a model, or the config itself (training builds its inputs before the model)."""
-    return getattr(model_or_cfg, "cfg", model_or_cfg)
-
-
-def eval_layout(model, half_len: int = EVAL_HALF_LEN, prefix_len: int = EVAL_PREFIX) -> tuple[int, int]:
-    """(half_len, prefix_len) of the held-out layout, shrunk to fit the context of `model` (a model
-    or its ModelConfig) if needed."""
-    n_ctx = _cfg(model).n_ctx
-    if 1 + prefix_len + 2 * half_len > n_ctx:
-        half_len = min(half_len, (n_ctx - 1) // 2)
-        prefix_len = max(0, min(prefix_len, n_ctx - 1 - 2 * half_len))
-    return half_len, prefix_len
-
-
-def eval_tokens(model, batch: int = 16, half_len: int = EVAL_HALF_LEN, prefix_len: int = EVAL_PREFIX,
-                seed: int = EVAL_SEED) -> torch.Tensor:
-    """The held-out layout BOS + prefix + r + r (see `eval_layout`), [batch, 1 + prefix + 2 * half]."""
-    half_len, prefix_len = eval_layout(model, half_len, prefix_len)
-    vocab = _cfg(model).d_vocab
-    return repeated_tokens(batch, half_len, vocab, seed=seed, prefix_len=prefix_len,
-                           distinct=prefix_len + half_len < vocab)
 
 
 def previous_token_scores(model, tokens: torch.Tensor | None = None) -> torch.Tensor:
@@ -105,29 +45,6 @@ def diagonal_induction_scores(model, half_len: int = EVAL_HALF_LEN, prefix_len: 
     tokens = eval_tokens(model, batch, half_len, prefix_len, seed)
     return torch.stack([diagonal_induction_score_from_pattern(p, half_len, 1 + prefix_len)
                         for p in _patterns(model, tokens)])
-
-
-def per_position_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """Next-token cross-entropy at each position: [batch, pos - 1] (position p predicts token p + 1)."""
-    return F.cross_entropy(logits[:, :-1].transpose(1, 2), tokens[:, 1:], reduction="none")
-
-
-def icl_score(losses: torch.Tensor, early: int, late: int) -> float:
-    """In-context-learning score: loss at a late position minus loss at an early one (Olsson et al. 2022,
-    token 500 minus token 50 of 512; here the positions are arguments, scaled to our context).
-    losses: [batch, pos] per-position loss. Negative = later tokens are predicted better."""
-    if not (0 <= early < late < losses.shape[-1]):
-        raise ValueError(f"need 0 <= early < late < {losses.shape[-1]}, got early={early}, late={late}")
-    return (losses[:, late] - losses[:, early]).mean().item()
-
-
-def eval_regions(model, half_len: int = EVAL_HALF_LEN, prefix_len: int = EVAL_PREFIX) -> dict[str, slice]:
-    """Where the two copies of the held-out layout are, in the indices of `per_position_loss`:
-    "first half" predicts tokens 2..L of the first copy, "repeated half" tokens 2..L of the second (the
-    ones induction can predict). The first token of each copy is unpredictable and left out."""
-    half_len, prefix_len = eval_layout(model, half_len, prefix_len)
-    s = 1 + prefix_len
-    return {"first half": slice(s, s + half_len - 1), "repeated half": slice(s + half_len, s + 2 * half_len - 1)}
 
 
 # ---------------------------------------------------------------- token masks and pattern scores
@@ -343,23 +260,29 @@ def ov_eigen_scores(model) -> torch.Tensor:
 # ---------------------------------------------------------------- the "A B ... A" probe
 
 
-def ab_tokens(tokens: torch.Tensor, k: int, gap: int) -> torch.Tensor:
+def ab_tokens(tokens: torch.Tensor, k: int, gap: int, match: int = 1) -> torch.Tensor:
     """The input of the "A B ... A" probe: the first k + gap tokens of each row, then the token at k (A)
     once more. A sits at k and k + gap, B = tokens[:, k + 1] right after the first A. tokens [batch, pos]
-    (distinct tokens in a row, so that A occurs once before) -> [batch, k + gap + 1]."""
+    (distinct tokens in a row, so that A occurs once before) -> [batch, k + gap + 1].
+
+    match = m > 1 also repeats the m - 1 tokens before the first A right before the last one (m = 2:
+    "C A B ... C A"), so that the last m tokens match the m tokens ending at k."""
     if tokens.dim() != 2:
         raise ValueError(f"tokens must be [batch, pos], got shape {tuple(tokens.shape)}")
-    if not (k >= 1 and gap >= 2 and k + gap <= tokens.shape[1]):
-        raise ValueError(f"need k >= 1 (after BOS), gap >= 2 (room for B) and k + gap <= {tokens.shape[1]} "
-                         f"(the tokens given), got k={k}, gap={gap}")
-    return torch.cat([tokens[:, :k + gap], tokens[:, k:k + 1]], dim=1)
+    if not (isinstance(match, int) and match >= 1):
+        raise ValueError(f"match must be an integer >= 1, got {match!r}")
+    if not (k >= match and gap >= match + 1 and k + gap <= tokens.shape[1]):
+        raise ValueError(f"need k >= {match} (after BOS), gap >= {match + 1} (room for B) and "
+                         f"k + gap <= {tokens.shape[1]} (the tokens given), got k={k}, gap={gap}")
+    return torch.cat([tokens[:, :k + gap - match + 1], tokens[:, k - match + 1:k + 1]], dim=1)
 
 
 @torch.no_grad()
 def ab_probe(model, tokens: torch.Tensor, k: int, gap: int, prev_head: tuple[int, int],
-             layer: int = 1) -> dict[str, float | torch.Tensor]:
-    """Run `model` on "A B ... A" (`ab_tokens`: A at k and k + gap) and measure, as means over the batch,
-    whether it predicts B at the last A and where each step of the induction circuit stands:
+             layer: int = 1, match: int = 1) -> dict[str, float | torch.Tensor]:
+    """Run `model` on "A B ... A" (`ab_tokens`: A at k and k + gap; with match=2 "C A B ... C A") and
+    measure, as means over the batch, whether it predicts B at the last A and where each step of the
+    induction circuit stands:
 
     - "p": the probability of B; "top": the share of rows where B is the top prediction;
     - "prev": the attention of `prev_head` from B to A (step 1: A is moved into B's position);
@@ -368,13 +291,37 @@ def ab_probe(model, tokens: torch.Tensor, k: int, gap: int, prev_head: tuple[int
     tokens = model.check_tokens(tokens)
     prev_layer, prev = circuits.check_head(model, *prev_head)
     layer, _ = circuits.check_head(model, layer, 0)
-    x = ab_tokens(tokens, k, gap)
+    x = ab_tokens(tokens, k, gap, match)
     logits, cache = model.run_with_cache(x, names=lambda n: n.endswith("hook_pattern"))
     probs, b = logits[:, -1].softmax(dim=-1), tokens[:, k + 1]
     return {"p": probs.gather(-1, b[:, None]).mean().item(),
             "top": (probs.argmax(dim=-1) == b).float().mean().item(),
             "prev": cache.pattern(prev_layer)[:, prev, k + 1, k].mean().item(),
             "ind": cache.pattern(layer)[:, :, -1, k + 1].mean(dim=0)}
+
+
+def match_follower_rates(tokens: torch.Tensor) -> dict[str, float]:
+    """How reliable a one-token and a two-token match are as evidence for copying, in `tokens` [batch, pos]
+    (e.g. a sample of the training data). Over the positions p whose token occurred exactly once before,
+    at j >= 1: the share where the next token equals the one after that occurrence (t[p + 1] == t[j + 1]),
+    "one token" where the tokens before them differ (t[p - 1] != t[j - 1]), "two tokens" where they are
+    equal too; "n one token", "n two tokens" count those positions."""
+    if tokens.dim() != 2 or tokens.shape[1] < 4:
+        raise ValueError(f"tokens must be [batch, pos] with pos >= 4, got shape {tuple(tokens.shape)}")
+    n = tokens.shape[1]
+    earlier = duplicate_mask(tokens).bool()                  # [b, p, j]: token j == token p, j < p
+    earlier[..., 0] = False                                  # BOS is not an occurrence of anything
+    once = earlier.sum(-1) == 1                              # [b, p]
+    j = earlier.float().argmax(-1)                           # the one earlier occurrence (where once)
+    p = torch.arange(n).expand_as(j)
+    valid = once & (p >= 2) & (p <= n - 2)
+    jc, pc = j.clamp(1, n - 2), p.clamp(1, n - 2)
+    same_next = tokens.gather(1, pc + 1) == tokens.gather(1, jc + 1)
+    same_prev = tokens.gather(1, pc - 1) == tokens.gather(1, jc - 1)
+    one, two = valid & ~same_prev, valid & same_prev
+    return {"one token": same_next[one].float().mean().item(),
+            "two tokens": same_next[two].float().mean().item(),
+            "n one token": int(one.sum()), "n two tokens": int(two.sum())}
 
 
 # ---------------------------------------------------------------- copying against the best possible

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from .config import ModelConfig, TrainConfig
 from .data import RepeatedSegments
 from .model import Transformer
-from . import scores
+from . import metrics
 
 
 @dataclass
@@ -115,10 +115,10 @@ class Evaluator:
     """Fixed held-out inputs and the measurements taken on them during training."""
 
     def __init__(self, model_cfg: ModelConfig, data, batch: int, seed: int):
-        half, prefix = scores.eval_layout(model_cfg)
+        half, prefix = metrics.eval_layout(model_cfg)
         self.start, self.half = 1 + prefix, half
-        self.repeats = scores.eval_tokens(model_cfg, batch, half, prefix, seed=scores.EVAL_SEED + seed)
-        g = torch.Generator().manual_seed(scores.EVAL_SEED + 1 + seed)
+        self.repeats = metrics.eval_tokens(model_cfg, batch, half, prefix, seed=metrics.EVAL_SEED + seed)
+        g = torch.Generator().manual_seed(metrics.EVAL_SEED + 1 + seed)
         self.icl_tokens, _ = data.sample(batch, g)
         n = model_cfg.n_ctx - 1
         self.icl_positions = (max(0, n // 10), n - 1)  # early and late target positions (10% and the last)
@@ -126,15 +126,15 @@ class Evaluator:
     @torch.no_grad()
     def __call__(self, model) -> dict:
         logits, cache = model.run_with_cache(self.repeats, names=lambda n: n.endswith("hook_pattern"))
-        loss = scores.per_position_loss(logits, self.repeats)
+        loss = metrics.per_position_loss(logits, self.repeats)
         s, L = self.start, self.half
         patterns = [cache.pattern(layer) for layer in range(model.cfg.n_layers)]
-        icl_loss = scores.per_position_loss(model(self.icl_tokens), self.icl_tokens)
+        icl_loss = metrics.per_position_loss(model(self.icl_tokens), self.icl_tokens)
         return {"repeat_loss": loss[:, s + L: s + 2 * L - 1].mean().item(),
                 "first_half_loss": loss[:, s: s + L - 1].mean().item(),
-                "icl": scores.icl_score(icl_loss, *self.icl_positions),
-                "prev_token": torch.stack([scores.previous_token_score_from_pattern(p) for p in patterns]),
-                "induction": torch.stack([scores.diagonal_induction_score_from_pattern(p, L, s) for p in patterns])}
+                "icl": metrics.icl_score(icl_loss, *self.icl_positions),
+                "prev_token": torch.stack([metrics.previous_token_score_from_pattern(p) for p in patterns]),
+                "induction": torch.stack([metrics.diagonal_induction_score_from_pattern(p, L, s) for p in patterns])}
 
 
 def default_data(model_cfg: ModelConfig) -> RepeatedSegments:

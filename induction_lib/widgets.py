@@ -16,7 +16,7 @@ never used, so no figure leaks), and re-renders it to PNG bytes on every change:
 blitted (see `App`): what never changes is drawn once, an update redraws only the changing artists. Input the app
 cannot use (a token that is not in the vocabulary, a sequence longer than the context, garbage) is reported
 in the app's message line (`app.message`), never as a traceback; the figure then keeps its last state.
-`python -m induction_lib.bench_widgets` times every kind of update.
+`benchmarks/widget_updates.py` times every kind of update.
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from . import hopfield as hf
-from . import interventions, scores
+from . import heads, interventions, scores
 from .data import BOS, repeated_tokens
 from .plots import OKABE_ITO, SEQUENTIAL
 
@@ -277,7 +277,7 @@ class AttentionExplorer(App):
         self.model, self.tokenizer, self.top_k, self.half_len, self.seed = model, tokenizer, top_k, half_len, seed
         cfg = model.cfg
         if layer is None or head is None:
-            layer, head = hf.find_induction_head(model)
+            layer, head = heads.induction_head(model)
         if tokens is None:
             tokens = self._random_tokens()
         tokens = model.check_tokens(torch.as_tensor(tokens))[0]
@@ -423,10 +423,7 @@ class CheckpointScrubber(App):
         prev = torch.stack(list(history.prev_token))        # [records, layers, heads]
         ind = torch.stack(list(history.induction))
         self.prev_scores, self.ind_scores = prev, ind
-        self.prev_head = (0, int(prev[-1, 0].argmax()))
-        first = 1 if ind.shape[1] > 1 else 0
-        flat = int(ind[-1, first:].argmax())
-        self.ind_head = (first + flat // ind.shape[2], flat % ind.shape[2])
+        self.prev_head, self.ind_head = heads.key_heads(history)
         cfg = model.cfg
         half = min(half_len, (cfg.n_ctx - 1) // 2)
         self.tokens = repeated_tokens(1, half, cfg.d_vocab, seed=seed, distinct=half < cfg.d_vocab - 1)

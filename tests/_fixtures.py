@@ -2,7 +2,7 @@
 
 `trained` loads the library's default model once per test module: from the cache
 ($INDUCTION_LIB_CACHE or ~/.cache/induction_lib), or trained there on first use (~20 s).
-The named heads are found by their scores, never hard-coded.
+The named heads are found by their scores (`induction_lib.heads`), never hard-coded.
 """
 from __future__ import annotations
 
@@ -18,14 +18,8 @@ def trained():
     return il.load("induction-2l", progress=False)
 
 
-def prev_token_head(model) -> tuple[int, int]:
-    """The layer-0 head with the highest previous-token score."""
-    return 0, int(il.scores.previous_token_scores(model)[0].argmax())
-
-
-def induction_head(model) -> tuple[int, int]:
-    """The layer-1 head with the highest diagonal induction score."""
-    return 1, int(il.scores.diagonal_induction_scores(model)[1].argmax())
+prev_token_head = il.heads.previous_token_head
+induction_head = il.heads.induction_head
 
 
 def tiny_model(**cfg) -> il.Transformer:

@@ -218,15 +218,29 @@ def test_induction_head_retrieves_the_matching_key(trained):
     assert torch.allclose(m.logit_gap, m.beta_eff * m.key_separation)
 
 
+def test_lookup_head_attends_to_a_lone_earlier_occurrence(trained):
+    one, two = hf.match_attention(trained, 1, n_trials=64), hf.match_attention(trained, 2, n_trials=64)
+    assert one.shape == two.shape == (trained.cfg.n_layers, trained.cfg.n_heads)
+    layer, head = hf.find_lookup_head(trained, n_trials=64)
+    assert layer == 1 and one[layer, head] == one[1:].max() > 0.5   # measured 0.85 (head 1.0)
+    assert (two[1] > 0.5).all()           # a two-token repeat: every layer-1 head looks it up (0.92, 0.94)
+    with pytest.raises(ValueError, match="match"):
+        hf.match_attention(trained, 0)
+
+
 def test_two_occurrences_split_the_prediction(trained):
-    r = hf.two_occurrence_split(trained, n_trials=48, seed=0)
+    # the head that looks up a lone token (the best induction head may need two matching tokens)
+    layer, head = hf.find_lookup_head(trained, n_trials=64)
+    r = hf.two_occurrence_split(trained, n_trials=48, seed=0, layer=layer, head=head)
     s = r.summary()
     # the two-key Hopfield softmax is exactly the attention restricted to the two keys
     share = r.attn_b / (r.attn_b + r.attn_c)
     assert torch.allclose(share, r.hopfield_b, atol=1e-5)
-    assert s["attn_both"] > 0.5                     # the head retrieves the two memories ...
+    assert s["attn_both"] > 0.8                     # the head retrieves the two memories (measured 0.92) ...
     assert s["prob_b"] > 0.05 and s["prob_c"] > 0.05  # ... and the prediction is split between them
-    assert s["prob_both"] > 0.3
+    # the model copies a lone token weakly: B and C together get 0.31 (0.30 with A seen once)
+    assert s["prob_both"] > 0.2
+    assert abs(s["hopfield_b"] - s["prob_share_b"]) < 0.1 and s["corr_hopfield_vs_prob_share"] > 0.8
     assert 0 <= s["mixed"] <= 1
     tokens, pb, pc, a, b, c = hf.two_occurrence_tokens(4, 40, trained.cfg.d_vocab, seed=1)
     for t in range(4):
@@ -251,11 +265,12 @@ def test_occurrence_tokens_layout():
 
 
 def test_k_occurrences_split_the_prediction_as_the_hopfield_softmax_predicts(trained):
-    r = hf.occurrence_split(trained, k=3, n_trials=128, seed=0)
+    layer, head = hf.find_lookup_head(trained, n_trials=64)
+    r = hf.occurrence_split(trained, k=3, n_trials=128, seed=0, layer=layer, head=head)
     assert r.attn.shape == r.probs.shape == r.hopfield.shape == (128, 3)
     torch.testing.assert_close(r.hopfield.sum(-1), torch.ones(128))
     assert r.attn.sum(-1).mean() > 0.7                              # the three memories hold the attention
-    # measured (default model): correlation 0.91, mean absolute difference 0.14
+    # measured (default model, lookup head 1.0): attention 0.96, correlation 0.94, mean absolute difference 0.08
     corr = torch.corrcoef(torch.stack([r.hopfield.flatten(), r.prob_share.flatten()]))[0, 1]
     assert corr > 0.75 and (r.hopfield - r.prob_share).abs().mean() < 0.2
     single = hf.occurrence_split(trained, k=1, n_trials=64, seed=0)

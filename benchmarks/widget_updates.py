@@ -1,4 +1,4 @@
-"""Time every kind of widget update on one CPU thread:  python -m induction_lib.bench_widgets
+"""Time every kind of widget update on one CPU thread:  python benchmarks/widget_updates.py
 
 Each action changes a control the way a reader would (a new head, the next training step, one more
 ablated head...) and times the whole update: recomputation, drawing and PNG encoding. Wall-clock time
@@ -39,7 +39,7 @@ def _cycler(control, values):
 
 def cases(model, history):
     """(widget, action, build function or None, update function) for every kind of update."""
-    from . import widgets as wd
+    from induction_lib import widgets as wd
     out = []
     t0 = time.perf_counter()
     e = wd.attention_explorer(model)
@@ -87,7 +87,7 @@ def main(argv=None) -> None:
     torch.set_num_threads(1)
     import matplotlib
     matplotlib.use("Agg")
-    from .zoo import load_with_history
+    from induction_lib.zoo import load_with_history
     model, history = load_with_history(args.model, progress=False)
     rows, apps = cases(model, history)
     print(f"widget update times, torch threads = {torch.get_num_threads()}, load average "

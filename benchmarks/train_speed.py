@@ -1,6 +1,6 @@
 """Benchmark of the default recipe: time to a formed induction head, speed, FLOP/s, memory.
 
-    python -m induction_lib.bench [--seeds 5] [--threads 2 1] [--full-loss-steps 3000]
+    python benchmarks/train_speed.py [--seeds 5] [--threads 2 1] [--full-loss-steps 3000]
 
 Prints a table. "Formed" is `induction_lib.train.formed`: the best last-layer induction score >= 0.5
 on held-out repeats (block 28 after a 7-token shift; training copies 4-24 tokens) and the loss on
@@ -13,7 +13,6 @@ import argparse
 import dataclasses
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -49,8 +48,8 @@ def drop_step(history) -> int:
 
 
 def worker(threads: int, seeds: int, full_loss_steps: int) -> dict:
-    from .train import train
-    from .zoo import RECIPES, make_data
+    from induction_lib.train import train
+    from induction_lib.zoo import RECIPES, make_data
 
     torch.set_num_threads(threads)
     recipe = RECIPES["induction-2l"]
@@ -72,8 +71,49 @@ def worker(threads: int, seeds: int, full_loss_steps: int) -> dict:
         out["full_loss"] = {"formed_step": h.formed_step, "formed_s": h.formed_seconds, "steps": full_loss_steps,
                             "seconds": h.seconds, "final_repeat_loss": h.repeat_loss[-1],
                             "final_induction": h.induction[-1][-1].max().item()}
+    import resource  # Unix only: the benchmark is a developer's tool, not part of the package
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
+
+
+def versus_transformer_lens(steps: int = 100, rounds: int = 5) -> str:
+    """Training steps per second of our model and of TransformerLens's HookedTransformer with the same
+    config and weights (`induction_lib.bridge`), one thread, the same batches and AdamW, interleaved
+    rounds in one process; the median round of each."""
+    import torch.nn.functional as F
+    from induction_lib import Transformer, ModelConfig
+    from induction_lib.bridge import to_transformer_lens
+    from induction_lib.zoo import RECIPES, make_data
+
+    torch.set_num_threads(1)
+    recipe = RECIPES["induction-2l"]
+    torch.manual_seed(0)
+    ours = Transformer(recipe.model)
+    theirs = to_transformer_lens(ours)
+    data = make_data(recipe.data, recipe.model)
+    g = torch.Generator().manual_seed(0)
+    batches = [data.sample(recipe.train.batch_size, g)[0] for _ in range(steps)]
+
+    def run(model) -> float:
+        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+        start = time.perf_counter()
+        for tokens in batches:
+            logits = model(tokens)[:, :-1]
+            loss = F.cross_entropy(logits.transpose(1, 2), tokens[:, 1:])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return steps / (time.perf_counter() - start)
+
+    speeds = {"induction_lib": [], "TransformerLens": []}
+    for _ in range(rounds):
+        speeds["induction_lib"].append(run(ours))
+        speeds["TransformerLens"].append(run(theirs))
+    ours_sps, tl_sps = (statistics.median(v) for v in speeds.values())
+    return ("| model | steps/s (median of rounds) |\n|---|---|\n"
+            f"| induction_lib `Transformer` | {ours_sps:.0f} |\n| TransformerLens `HookedTransformer` | {tl_sps:.0f} |\n"
+            f"\nSpeed-up: {ours_sps / tl_sps:.2f}x (one thread, batch {recipe.train.batch_size}, "
+            f"{steps} steps x {rounds} interleaved rounds, same config and initial weights)")
 
 
 def report(results: list[dict], batch: int, n_ctx: int) -> str:
@@ -112,12 +152,12 @@ def main(argv=None) -> None:
     if args.worker:
         print(json.dumps(worker(args.worker, args.seeds, args.full_loss_steps)))
         return
-    from .zoo import RECIPES
+    from induction_lib.zoo import RECIPES
     recipe = RECIPES["induction-2l"]
     results = []
     for t in args.threads:
         print(f"running {args.seeds} seeds on {t} thread(s)...", file=sys.stderr, flush=True)
-        out = subprocess.run([sys.executable, "-m", "induction_lib.bench", "--worker", str(t), "--seeds",
+        out = subprocess.run([sys.executable, __file__, "--worker", str(t), "--seeds",
                               str(args.seeds), "--full-loss-steps", str(args.full_loss_steps)],
                              check=True, capture_output=True, text=True)
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
@@ -125,6 +165,8 @@ def main(argv=None) -> None:
     print(f"Machine: {os.cpu_count()} cores; load average at the end {os.getloadavg()[0]:.1f} "
           "(a busy machine slows 2 threads far more than 1)\n")
     print(report(results, recipe.train.batch_size, recipe.model.n_ctx))
+    print("\nA training step against TransformerLens:\n")
+    print(versus_transformer_lens())
 
 
 if __name__ == "__main__":
