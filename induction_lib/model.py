@@ -25,7 +25,10 @@ from .config import ModelConfig
 
 class HookPoint(nn.Identity):
     """A named place in the forward pass. Register torch forward hooks on it to read or replace
-    the activation (a hook that returns a tensor replaces it)."""
+    the activation (a hook that returns a tensor replaces it). `name` is its full name in the model
+    (e.g. "blocks.1.attn.hook_pattern"), set by `Transformer`, as in TransformerLens."""
+
+    name: str = ""
 
 
 def _uniform(*shape: int, fan_in: int) -> nn.Parameter:
@@ -68,12 +71,14 @@ class Attention(nn.Module):
         # one of them changes only that path, e.g. what layer-1 keys see of a layer-0 head.
         self.hook_q_input, self.hook_k_input, self.hook_v_input = HookPoint(), HookPoint(), HookPoint()
         self.hook_q, self.hook_k, self.hook_v = HookPoint(), HookPoint(), HookPoint()  # [b, pos, head, d_head]
+        self.hook_attn_scores = HookPoint()  # [b, head, query, key], scaled, masked (-inf), before softmax
         self.hook_pattern = HookPoint()  # [b, head, query, key]
         self.hook_z = HookPoint()        # [b, pos, head, d_head], pattern-weighted values
         self.hook_result = HookPoint()   # [b, pos, head, d_model], each head's output
 
     def _needs_explicit(self) -> bool:
-        return any(hp._forward_hooks for hp in (self.hook_pattern, self.hook_z, self.hook_result))
+        return any(hp._forward_hooks for hp in (self.hook_attn_scores, self.hook_pattern, self.hook_z,
+                                                 self.hook_result))
 
     def _can_fuse(self) -> bool:
         """The fused path (training): no hook anywhere in this layer and no smeared keys."""
@@ -121,7 +126,8 @@ class Attention(nn.Module):
         scores = torch.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(self.cfg.d_head)
         n = scores.shape[-1]
         causal = torch.ones(n, n, dtype=torch.bool, device=scores.device).tril()
-        pattern = self.hook_pattern(scores.masked_fill(~causal, float("-inf")).softmax(dim=-1))
+        scores = self.hook_attn_scores(scores.masked_fill(~causal, float("-inf")))
+        pattern = self.hook_pattern(scores.softmax(dim=-1))
         z = self.hook_z(torch.einsum("bhqk,bkhd->bqhd", pattern, v))
         result = self.hook_result(torch.einsum("bqhd,hdm->bqhm", z, self.W_O))
         return result.sum(dim=2)
@@ -175,6 +181,8 @@ class Transformer(nn.Module):
         self.W_U = _uniform(cfg.d_model, cfg.d_vocab, fan_in=cfg.d_model)
         self.hook_embed = HookPoint()
         self.hook_pos_embed = HookPoint()
+        for name, point in self.hook_points().items():
+            point.name = name
 
     # -- stacked per-head weights, [n_layers, n_heads, ...], as TransformerLens names them --
     @property
@@ -246,10 +254,27 @@ class Transformer(nn.Module):
             for handle in handles:
                 handle.remove()
 
+    def _filter(self, names_filter) -> Callable[[str], bool]:
+        """A hook-name filter from None (all), a name, a list of names, or a predicate (as TransformerLens)."""
+        if names_filter is None:
+            return lambda name: True
+        if isinstance(names_filter, str):
+            self.check_hook_name(names_filter)
+            return lambda name: name == names_filter
+        if callable(names_filter):
+            return names_filter
+        wanted = set(names_filter)
+        for name in wanted:
+            self.check_hook_name(name)
+        return lambda name: name in wanted
+
     def run_with_cache(self, tokens: torch.Tensor, names: Callable[[str], bool] | None = None,
-                       fwd_hooks: Iterable[tuple[str, Callable]] = ()):
-        """Run the model and record every hook point's activation (or those `names(name)` keeps).
-        Returns (logits, ActivationCache). Extra `fwd_hooks` run too (recorded values are after them)."""
+                       fwd_hooks: Iterable[tuple[str, Callable]] = (), names_filter=None):
+        """Run the model and record every hook point's activation (or those `names(name)` keeps;
+        `names_filter` as in TransformerLens: a name, a list of names or a predicate). Returns (logits,
+        ActivationCache). Extra `fwd_hooks` (our convention, fn(activation)) run too; values are recorded
+        after them."""
+        keep = self._filter(names_filter if names is None else names)
         store: dict[str, torch.Tensor] = {}
 
         def saver(name):
@@ -257,10 +282,23 @@ class Transformer(nn.Module):
                 store[name] = act.detach()
             return save
 
-        record = [(n, saver(n)) for n in self.hook_points() if names is None or names(n)]
+        record = [(n, saver(n)) for n in self.hook_points() if keep(n)]
         with torch.no_grad(), self.hooks(list(fwd_hooks) + record):
             logits = self(tokens)
         return logits, ActivationCache(store, self.cfg)
+
+    def run_with_hooks(self, tokens: torch.Tensor, fwd_hooks: Iterable[tuple] = ()) -> torch.Tensor:
+        """Run the model with TransformerLens-style hooks: each (name or predicate, fn) calls
+        fn(activation, hook=the HookPoint) at every matching hook point; a returned tensor replaces the
+        activation. Hooks are removed afterwards. Returns the logits."""
+        pairs = []
+        for name_or_filter, fn in fwd_hooks:
+            keep = self._filter(name_or_filter)
+            for name, point in self.hook_points().items():
+                if keep(name):
+                    pairs.append((name, lambda act, fn=fn, point=point: fn(act, hook=point)))
+        with self.hooks(pairs):
+            return self(tokens)
 
 
 class ActivationCache:
@@ -269,7 +307,9 @@ class ActivationCache:
     def __init__(self, store: dict[str, torch.Tensor], cfg: ModelConfig):
         self.store, self.cfg = store, cfg
 
-    def __getitem__(self, name: str) -> torch.Tensor:
+    def __getitem__(self, name) -> torch.Tensor:
+        if isinstance(name, tuple):  # TransformerLens style: cache["pattern", 0]
+            name = get_act_name(*name)
         if name not in self.store:
             raise KeyError(f"{name!r} was not recorded; recorded: {', '.join(self.store)}")
         return self.store[name]
@@ -309,3 +349,23 @@ class ActivationCache:
 
     def v(self, layer: int) -> torch.Tensor:
         return self[f"blocks.{self._layer(layer)}.attn.hook_v"]
+
+
+_ATTN_ACTS = ("q", "k", "v", "z", "result", "pattern", "attn_scores", "q_input", "k_input", "v_input")
+_BLOCK_ACTS = ("resid_pre", "resid_post", "attn_out", "mlp_out")
+
+
+def get_act_name(name: str, layer: int | None = None) -> str:
+    """The full hook name of an activation, as TransformerLens's `utils.get_act_name`:
+    get_act_name("pattern", 1) = "blocks.1.attn.hook_pattern"; "scores" is an alias of "attn_scores";
+    "embed" and "pos_embed" take no layer."""
+    name = {"scores": "attn_scores", "attn": "pattern"}.get(name, name)
+    if name in ("embed", "pos_embed"):
+        return f"hook_{name}"
+    if layer is None:
+        raise ValueError(f"activation {name!r} needs a layer: get_act_name({name!r}, layer)")
+    if name in _ATTN_ACTS:
+        return f"blocks.{layer}.attn.hook_{name}"
+    if name in _BLOCK_ACTS:
+        return f"blocks.{layer}.hook_{name}"
+    raise ValueError(f"unknown activation {name!r}; known: {', '.join(_ATTN_ACTS + _BLOCK_ACTS)}, embed, pos_embed")

@@ -181,3 +181,33 @@ def test_train_config_validation(kwargs, message):
 def test_configs_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         ModelConfig().d_model = 3
+
+
+def test_transformer_lens_conventions():
+    """names_filter, cache["pattern", layer], get_act_name, hook_attn_scores, run_with_hooks(fn(act, hook))."""
+    from induction_lib.model import get_act_name
+    model = make(ModelConfig())
+    tokens = il.repeated_tokens(2, 10, 64, seed=0)
+    assert get_act_name("pattern", 1) == "blocks.1.attn.hook_pattern"
+    assert get_act_name("resid_pre", 0) == "blocks.0.hook_resid_pre" and get_act_name("embed") == "hook_embed"
+    with pytest.raises(ValueError, match="needs a layer"):
+        get_act_name("pattern")
+    with pytest.raises(ValueError, match="unknown activation 'patern'"):
+        get_act_name("patern", 0)
+    _, cache = model.run_with_cache(tokens, names_filter=[get_act_name("attn_scores", 1), "blocks.1.attn.hook_pattern"])
+    assert sorted(cache.keys()) == ["blocks.1.attn.hook_attn_scores", "blocks.1.attn.hook_pattern"]
+    torch.testing.assert_close(cache["scores", 1].softmax(dim=-1), cache["pattern", 1])
+    assert torch.isinf(cache["attn_scores", 1][0, 0, 0, 1])           # masked: the future is -inf
+    with pytest.raises(ValueError, match="no hook point named 'nope'"):
+        model.run_with_cache(tokens, names_filter="nope")
+    seen = []
+
+    def zero_head_0(pattern, hook):
+        seen.append(hook.name)
+        pattern = pattern.clone()
+        pattern[:, 0] = 0
+        return pattern
+    logits = model.run_with_hooks(tokens, fwd_hooks=[(lambda n: n.endswith("hook_pattern"), zero_head_0)])
+    assert seen == ["blocks.0.attn.hook_pattern", "blocks.1.attn.hook_pattern"]
+    assert not torch.allclose(logits, model(tokens))                     # the hooks changed the output ...
+    assert all(not p._forward_hooks for p in model.hook_points().values())   # ... and are gone
