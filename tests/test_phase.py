@@ -6,10 +6,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from matplotlib.figure import Figure
 
 import induction_lib as il
-from induction_lib import phase
+from induction_lib import phase, plots
 
 
 def logistic(steps, at, width, high=4.0, low=0.2):
@@ -167,15 +166,32 @@ def test_summary_round_trip_and_sweep_figure():
         assert phase.summary_transition(s).mid == pytest.approx(at, abs=10)
         runs.append({"setting": "lr", "value": value, "seed": 0, **s})
     runs.append({"setting": "lr", "value": 3, "seed": 0, **phase.summary(fake_history(form=False))})
-    fig = phase.sweep_figure({"settings": {"lr": [1, 2, 3]}, "runs": runs})
-    assert isinstance(fig, Figure)
+    fig = plots.phase.sweep_figure({"settings": {"lr": [1, 2, 3]}, "runs": runs})
+    ax = fig.axes[0]
+    dots = [(line.get_xdata()[0], line.get_ydata()[0], line.get_marker()) for line in ax.lines]
+    # one mark per run at its value's tick: a dot at the transition step, a cross at the top for none
+    assert [d[2] for d in dots] == ["o", "o", "x"]
+    assert abs(dots[0][1] - 300) <= 10 and abs(dots[1][1] - 500) <= 10 and dots[2][1] == max(runs[0]["steps"])
+    assert [round(d[0]) for d in dots] == [0, 1, 2]
 
 
-def test_figures_draw():
+def test_figures_draw_the_history_and_its_transition():
     h = fake_history(at=400)
-    assert isinstance(phase.dynamics_figure(h), Figure)
+    fig = plots.phase.dynamics_figure(h)
+    loss_ax, icl_ax, prev_ax, ind_ax = fig.axes[:4]
+    repeat = [line for line in loss_ax.lines if line.get_label() == "held-out loss, repeated copy"][0]
+    assert list(repeat.get_ydata()) == pytest.approx(h.repeat_loss)
+    window = phase.transitions(h)["repeat loss"]
+    band = loss_ax.patches[0]                              # the shaded 10-90 % window
+    assert band.get_x() == pytest.approx(window.start)
+    assert band.get_x() + band.get_width() == pytest.approx(window.end)
+    assert len(ind_ax.get_legend().get_texts()) == h.induction[0].shape[1]   # one line per head
     one = fake_history(at=400, n_layers=1, form=False)
-    assert isinstance(phase.side_by_side({"2 layers": h, "1 layer": one}), Figure)
+    fig = plots.phase.side_by_side({"2 layers": h, "1 layer": one})
+    titles = [ax.get_title() for ax in fig.axes[:2]]
+    assert titles == ["2 layers", "1 layer"]
+    notes = [t.get_text() for ax in fig.axes[:2] for t in ax.texts]
+    assert notes[0].startswith("transition at step") and notes[1] == "no transition detected"
 
 
 def test_formation_order_from_history_and_from_summary():
@@ -188,4 +204,5 @@ def test_formation_order_from_history_and_from_summary():
             assert abs(at[0.5] - 400) <= 10, name
     flat = phase.formation_order(fake_history(form=False))
     assert all(v is None for at in flat.values() for v in at.values())
-    assert isinstance(phase.side_by_side({"summary": phase.summary(h), "history": h}), Figure)
+    fig = plots.phase.side_by_side({"summary": phase.summary(h), "history": h})
+    assert [t.get_text() for ax in fig.axes[:2] for t in ax.texts][0] == [t.get_text() for ax in fig.axes[:2] for t in ax.texts][1]

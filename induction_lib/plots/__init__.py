@@ -339,3 +339,5 @@ def attention_by_position(curves: Mapping[str, object], positions=None, starts: 
     ax.set(xlabel=xlabel, ylabel=ylabel, ylim=(0, 1.05))
     ax.legend(fontsize=8)
     return fig
+
+from . import phase  # noqa: E402,F401  (figures of the phase change: plots.phase)
