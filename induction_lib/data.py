@@ -202,7 +202,8 @@ class FuzzySegments:
 
     def sample(self, batch: int,
                generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        exact = RepeatedSegments(self.vocab, self.n_ctx, self.min_len, self.max_len, rules=3)
+        exact = RepeatedSegments(self.vocab, self.n_ctx, self.min_len, self.max_len,
+                                 rules=3)
         tokens, mask = exact.sample(batch, generator)
         # The copy fills the token positions dst .. dst+L-1. The mask marks its targets
         # dst+1 .. dst+L-1 at loss indices dst .. dst+L-2 (index p predicts token p+1),

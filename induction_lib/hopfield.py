@@ -72,10 +72,11 @@ def energy(X: torch.Tensor, xi: torch.Tensor, beta: float) -> torch.Tensor:
 
 
 def weights(X: torch.Tensor, xi: torch.Tensor, beta: float) -> torch.Tensor:
-    """How much the update takes from each stored pattern: softmax(beta X^T xi), [..., N].
-    (beta = 0 gives every pattern the same weight 1/N.)"""
+    """How much the update takes from each stored pattern: softmax(beta X^T xi),
+    [..., N]. (beta = 0 gives every pattern the same weight 1/N.)"""
     X = _check_patterns(X)
-    return torch.softmax(_check_beta(beta, allow_zero=True) * (_check_state(xi, X) @ X), dim=-1)
+    overlaps = _check_state(xi, X) @ X                          # x_i^T xi, [..., N]
+    return torch.softmax(_check_beta(beta, allow_zero=True) * overlaps, dim=-1)
 
 
 def update(X: torch.Tensor, xi: torch.Tensor, beta: float) -> torch.Tensor:
@@ -214,7 +215,8 @@ def retrieval_vs_n(d: int = 64, ns=None, beta: float = 8.0, noise: float = 0.3, 
 
 
 def hebbian_weights(X: torch.Tensor) -> torch.Tensor:
-    """Hebb's rule for +-1 patterns X [..., d, N]: W = X X^T / d with a zero diagonal, [..., d, d]."""
+    """Hebb's rule for +-1 patterns X [..., d, N]: W = X X^T / d with a zero
+    diagonal, [..., d, d]."""
     d = X.shape[-2]
     W = X @ X.transpose(-1, -2) / d
     return W - torch.diag_embed(W.diagonal(dim1=-2, dim2=-1))
@@ -226,9 +228,11 @@ def binary_energy(W: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
 
 
 def binary_sweep(W: torch.Tensor, s: torch.Tensor, seed=0) -> torch.Tensor:
-    """One asynchronous sweep: every unit, in a random order, becomes sign(W s) (ties keep the unit).
+    """One asynchronous sweep: every unit, in a random order, becomes sign(W s)
+    (ties keep the unit).
 
-    Updating one unit at a time never increases the energy (W symmetric, zero diagonal)."""
+    Updating one unit at a time never increases the energy (W symmetric, zero
+    diagonal)."""
     g = _generator(seed)
     s = s.clone()
     for i in torch.randperm(s.shape[-1], generator=g).tolist():
@@ -689,17 +693,22 @@ class OccurrenceSplit:
 
 
 @torch.no_grad()
-def occurrence_split(model, k: int = 3, n_trials: int = 64, seed: int = 0, length: int = 48,
-                     layer: int | None = None, head: int | None = None) -> OccurrenceSplit:
-    """How the prediction splits between k earlier continuations of the current token (a k-memory
-    metastable state), measured on the model, with the Hopfield prediction softmax over the k keys'
-    attention scores. `two_occurrence_split` is the k = 2 case with a single-occurrence control."""
+def occurrence_split(model, k: int = 3, n_trials: int = 64, seed: int = 0,
+                     length: int = 48, layer: int | None = None,
+                     head: int | None = None) -> OccurrenceSplit:
+    """How the prediction splits between k earlier continuations of the current
+    token (a k-memory metastable state), measured on the model, with the Hopfield
+    prediction softmax over the k keys' attention scores. `two_occurrence_split` is
+    the k = 2 case with a single-occurrence control."""
     if layer is None or head is None:
         layer, head = heads.induction_head(model)
-    tokens, where, conts = occurrence_tokens(n_trials, length, model.cfg.d_vocab, k, seed)
+    vocab = model.cfg.d_vocab
+    tokens, where, conts = occurrence_tokens(n_trials, length, vocab, k, seed)
     pattern, scores, probs = _last_query(model, tokens, layer, head)
-    attn, s, p = pattern.gather(1, where), scores.gather(1, where), probs.gather(1, conts)
-    return OccurrenceSplit(layer, head, attn, s, p, s.softmax(-1), p / p.sum(-1, keepdim=True))
+    attn, s = pattern.gather(1, where), scores.gather(1, where)   # [T, k]
+    p = probs.gather(1, conts)                                     # [T, k]
+    share = p / p.sum(-1, keepdim=True)
+    return OccurrenceSplit(layer, head, attn, s, p, s.softmax(-1), share)
 
 
 @torch.no_grad()

@@ -126,9 +126,9 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
                        schedule="constant"),
            {"kind": "stdlib_text", "max_chars": 2_000_000}),
     Recipe("fuzzy-2l",
-           "The default architecture (2 layers x 2 heads) trained on random tokens with a segment copied later, "
-           "each token of the copy swapped for its synonym (a fixed random pairing) with probability 0.5; "
-           "2000 steps at lr 3e-3.",
+           "2 layers x 2 heads (d_head 32) with learned shortformer positions, trained on random tokens with "
+           "a segment copied later (three placement rules), each token of the copy swapped for its synonym "
+           "(a fixed random pairing) with probability 0.5; 2000 steps at lr 3e-3.",
            ModelConfig(pos_embed="learned"),
            # lr 3e-3 for 2000 steps: a fuzzy copy forms in each of seeds 0-4 (loss on all-synonym repeats
            # 0.82-0.98 nats, one thread). lr 1e-2 for 1000 steps formed it in 4 of 5 seeds.
