@@ -218,6 +218,9 @@ class FuzzySegments:
 # ---------------------------------------------------------------- natural text
 
 
+VISIBLE = {"\n": "⏎", " ": "␣"}  # how newline and space are shown on axes and in widgets
+
+
 class CharTokenizer:
     """Characters <-> ids. 0 = BOS, 1 = newline, then printable ASCII (32..126), last = unknown."""
 
@@ -248,7 +251,7 @@ class CharTokenizer:
 
     def labels(self, ids) -> list[str]:
         """One printable label per id, for plot axes."""
-        return [{"\n": "⏎", " ": "␣"}.get(c, c) for c in (self.decode([i]) for i in
+        return [VISIBLE.get(c, c) for c in (self.decode([i]) for i in
                 (ids.tolist() if isinstance(ids, torch.Tensor) else ids))]
 
 

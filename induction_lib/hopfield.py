@@ -16,7 +16,7 @@ Three parts, read in order:
 
 Arguments come in the order (X, xi, beta), as in the chapter's exercises. States may carry leading batch
 axes: `xi` is [..., d] and the functions work on the last axis.
-Figures (`plot_*`) return a `matplotlib.figure.Figure` and never touch pyplot's global state.
+The figures of these experiments are drawn by `induction_lib.plots.hopfield`.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from . import heads, scores
+from . import heads
 from .data import repeated_tokens
 
 # ---------------------------------------------------------------- 1. the modern Hopfield network
@@ -324,7 +324,6 @@ def capacity(ds=(8, 16, 32, 64), ns=None, trials: int = 24, noise: float = 0.1, 
     for a, d in enumerate(ds):
         k = round(noise * d)
         flips.append(k)
-        finals = []
         Ws, targets, starts = [], [], []
         for b, n in enumerate(ns):
             X = random_patterns(d, n, g, binary=True, batch=(trials,))    # [T, d, N]
@@ -741,68 +740,3 @@ def two_occurrence_split(model, n_trials: int = 64, seed: int = 0, length: int =
     single_prob = logits1[:, last].softmax(-1)[rows, c]
     return TwoOccurrenceSplit(layer, head, pattern[rows, pb], pattern[rows, pc], s_b, s_c, p_b, p_c, hop_b,
                               p_b / (p_b + p_c), single_attn, single_prob)
-
-
-# ---------------------------------------------------------------- figures
-
-# The Okabe & Ito (2008) colour-blind-safe palette, as in plots.py (hopfield does not import plots:
-# the analysis modules sit below the figures in the library's layering).
-_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "#F0E442", "#000000"]
-
-
-def _figure(w=6.0, h=3.2, ncols=1):
-    from matplotlib.figure import Figure
-    fig = Figure(figsize=(w, h), layout="constrained")
-    return fig, fig.subplots(1, ncols)
-
-
-def plot_retrieval(vs_beta: dict | None = None, vs_n: dict | None = None):
-    """One-step retrieval error against beta and against N (the outputs of `retrieval_vs_beta` and
-    `retrieval_vs_n`; computed with defaults when omitted)."""
-    vs_beta = retrieval_vs_beta() if vs_beta is None else vs_beta
-    vs_n = retrieval_vs_n() if vs_n is None else vs_n
-    fig, (a, b) = _figure(6.0, 2.8, 2)
-    a.loglog(vs_beta["beta"], vs_beta["error"], "o-", color=_COLOURS[0])
-    a.set_xlabel(r"$\beta$")
-    a.set_ylabel(r"error $|\xi^{new} - x_i| / |x_i|$")
-    a.set_title(f"N = {vs_beta['n']}, d = {vs_beta['d']}", fontsize=9)
-    b.semilogx(vs_n["n"], vs_n["error"], "o-", color=_COLOURS[1])
-    b.set_xlabel("N (stored patterns)")
-    b.set_title(rf"$\beta$ = {vs_n['beta']:g}, d = {vs_n['d']}", fontsize=9)
-    return fig
-
-
-def plot_capacity(result: Capacity | None = None):
-    """Success rate against N: the modern net (solid) and the classical one (dashed), one colour per d;
-    the classical limit 0.14 d marked with a dotted line per d."""
-    result = capacity() if result is None else result
-    fig, ax = _figure(6.0, 3.8)
-    for a, d in enumerate(result.ds):
-        col = _COLOURS[a % len(_COLOURS)]
-        ax.semilogx(result.ns, result.modern[a], "-", color=col, label=f"modern, d = {d}")
-        ax.semilogx(result.ns, result.classical[a], "--", color=col, label=f"classical, d = {d}")
-        ax.axvline(0.14 * d, color=col, ls=":", lw=1)
-    ax.set_xlabel("N (stored patterns)")
-    ax.set_ylabel("share retrieved")
-    ax.set_ylim(-0.03, 1.03)
-    fig.legend(*ax.get_legend_handles_labels(), fontsize=7, ncols=len(result.ds), loc="outside lower center")
-    ax.set_title(f"one update (modern, β = {result.beta:g}) vs sign sweeps (classical)", fontsize=9)
-    return fig
-
-
-def plot_metastable(result: dict | None = None):
-    """Effective number of patterns the fixed point averages over, against beta."""
-    result = metastable_states() if result is None else result
-    fig, ax = _figure(6.0, 3.0)
-    ax.semilogx(result["beta"], result["count"], "o-", color=_COLOURS[2])
-    ax.axhline(1, color="grey", lw=0.8, ls=":")
-    ax.axhline(result["n"], color="grey", lw=0.8, ls=":")
-    ax.text(result["beta"][-1], result["n"], "all N patterns (global average)", ha="right", va="bottom", fontsize=7)
-    ax.text(result["beta"][-1], 1, "one pattern", ha="right", va="bottom", fontsize=7)
-    if result.get("cluster_size"):
-        ax.axhline(result["cluster_size"], color=_COLOURS[1], lw=0.8, ls="--")
-        ax.text(result["beta"][0], result["cluster_size"], "one cluster (metastable)", va="bottom", fontsize=7,
-                color=_COLOURS[1])
-    ax.set_xlabel(r"$\beta$")
-    ax.set_ylabel("patterns averaged (1/Σp²)")
-    return fig

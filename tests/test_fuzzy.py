@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-from matplotlib.figure import Figure
 
 import induction_lib as il
 from induction_lib import fuzzy, scores, zoo
@@ -229,5 +228,9 @@ def test_identifier_losses_and_char_probabilities():
         assert losses[key].item() == pytest.approx(math.log(tok.vocab_size))
     probs = fuzzy.char_probabilities(model, tok, "abc")
     assert torch.allclose(probs, torch.full((3,), 1 / tok.vocab_size))
-    fig = fuzzy.char_probability_figure(probs, "abc", [(0, 2)], title="t")
-    assert isinstance(fig, Figure) and len(fig.axes[0].patches) >= 3
+    ax = il.plots.natural_text.char_probability_figure(probs, "a c", [(0, 2)], title="t").axes[0]
+    bars = [p for p in ax.patches if p.get_height() > 0 and p.get_width() == pytest.approx(0.8)]
+    assert [b.get_height() for b in bars] == pytest.approx(probs.tolist())      # one bar per character
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "␣", "c"]      # space shown as ␣
+    band = [p for p in ax.patches if p not in bars][0]                             # the shaded span
+    assert (band.get_x(), band.get_x() + band.get_width()) == pytest.approx((-0.5, 1.5))

@@ -166,11 +166,24 @@ def test_metastable_states_shrink_from_all_to_one():
     assert any(2.5 < c < 6 for c in counts)         # in between: a cluster of 4 similar patterns
 
 
-def test_plots_return_figures():
-    from matplotlib.figure import Figure
-    assert isinstance(hf.plot_retrieval(), Figure)
-    assert isinstance(hf.plot_capacity(hf.capacity(ds=(8, 16), trials=4, ns=[1, 2, 4, 8, 16, 64])), Figure)
-    assert isinstance(hf.plot_metastable(), Figure)
+def test_figures_draw_the_numbers_they_are_given():
+    from induction_lib.plots import hopfield as hplots
+    vs_beta, vs_n = hf.retrieval_vs_beta(), hf.retrieval_vs_n()
+    fig = hplots.plot_retrieval(vs_beta, vs_n)
+    (beta_line,), (n_line,) = fig.axes[0].lines, fig.axes[1].lines
+    assert list(beta_line.get_ydata()) == pytest.approx(list(vs_beta["error"]))
+    assert list(n_line.get_xdata()) == pytest.approx(list(vs_n["n"]))
+    cap = hf.capacity(ds=(8, 16), trials=4, ns=[1, 2, 4, 8, 16, 64])
+    ax = hplots.plot_capacity(cap).axes[0]
+    solid = [line for line in ax.lines if line.get_linestyle() == "-"]
+    dashed = [line for line in ax.lines if line.get_linestyle() == "--"]
+    assert len(solid) == len(dashed) == 2                   # modern and classical, one per d
+    assert list(dashed[1].get_ydata()) == pytest.approx(torch.as_tensor(cap.classical[1]).tolist())
+    limits = sorted(line.get_xdata()[0] for line in ax.lines if line.get_linestyle() == ":")
+    assert limits == pytest.approx([0.14 * 8, 0.14 * 16])
+    meta = hf.metastable_states()
+    ax = hplots.plot_metastable(meta).axes[0]
+    assert list(ax.lines[0].get_ydata()) == pytest.approx(list(meta["count"]))
 
 
 # ---------------------------------------------------------------- the trained model

@@ -340,4 +340,4 @@ def attention_by_position(curves: Mapping[str, object], positions=None, starts: 
     ax.legend(fontsize=8)
     return fig
 
-from . import phase  # noqa: E402,F401  (figures of the phase change: plots.phase)
+from . import hopfield, natural_text, phase  # noqa: E402,F401  (figures by topic: plots.phase, ...)
