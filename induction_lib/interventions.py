@@ -111,8 +111,9 @@ class _Replacement:
 
 @contextlib.contextmanager
 def ablate(model, heads, method: str = "zero", reference: torch.Tensor | None = None):
-    """Run the block with `heads` [(layer, head), ...] ablated: each head's output (hook_result) is
-    replaced by zero, its mean over `reference` at each position, or its output on `reference`."""
+    """Run the block with `heads` [(layer, head), ...] ablated: each head's output
+    (hook_result) is replaced by zero, its mean over `reference` at each position,
+    or its output on `reference`."""
     heads = check_heads(model, heads)
     replace = _Replacement(model, heads, method, reference)
 
@@ -125,7 +126,8 @@ def ablate(model, heads, method: str = "zero", reference: torch.Tensor | None = 
             return result
         return fn
 
-    with model.hooks([(_result_name(layer), hook(layer)) for layer in sorted({l for l, _ in heads})]):
+    layers = sorted({l for l, _ in heads})
+    with model.hooks([(_result_name(layer), hook(layer)) for layer in layers]):
         yield model
 
 
@@ -193,6 +195,26 @@ def per_position_loss_with(model, tokens: torch.Tensor, heads=(), method: str = 
     with context:
         logits = model(tokens)
     return scores.per_position_loss(logits, tokens)
+
+
+@torch.no_grad()
+def induction_attention_with(model, tokens: torch.Tensor, heads=(), method: str = "zero",
+                             reference: torch.Tensor | None = None, path: str | None = None,
+                             layer: int = 1) -> torch.Tensor:
+    """`scores.induction_attention` (every head of `layer`: attention from each query to the positions
+    right after the earlier occurrences of its token, [batch, head, query]) with `heads` ablated as in
+    `per_position_loss_with`: their whole output (path=None) or only their `path` into later layers.
+    It says which later head lost its match when a head or a path is removed."""
+    tokens = model.check_tokens(tokens)
+    heads = check_heads(model, heads) if len(heads) else []
+    if not heads:
+        context = contextlib.nullcontext()
+    elif path is None:
+        context = ablate(model, heads, method, reference)
+    else:
+        context = ablate_path(model, heads, path, method, reference)
+    with context:
+        return scores.induction_attention(model, tokens, layer=layer)
 
 
 @torch.no_grad()

@@ -38,6 +38,19 @@ def previous_token_scores(model, tokens: torch.Tensor | None = None) -> torch.Te
     return torch.stack([previous_token_score_from_pattern(p) for p in _patterns(model, tokens)])
 
 
+def attention_back_scores(model, back: int = 1, tokens: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean attention from position i to i - back, over i >= back and the batch, of every head:
+    [n_layers, n_heads], on held-out random tokens (`eval_tokens`). back=1 is the previous-token
+    score; back=2 finds a head that looks two tokens back."""
+    if not (isinstance(back, int) and back >= 1):
+        raise ValueError(f"back must be an integer >= 1, got {back!r}")
+    tokens = eval_tokens(model) if tokens is None else tokens
+    if back >= tokens.shape[1]:
+        raise ValueError(f"back={back} must be below the sequence length {tokens.shape[1]}")
+    return torch.stack([p.diagonal(offset=-back, dim1=-2, dim2=-1).mean(dim=(0, -1))
+                        for p in _patterns(model, tokens)])
+
+
 def diagonal_induction_scores(model, half_len: int = EVAL_HALF_LEN, prefix_len: int = EVAL_PREFIX,
                               batch: int = 16, seed: int = EVAL_SEED) -> torch.Tensor:
     """Diagonal induction score of every head, [n_layers, n_heads], on BOS + prefix + r + r."""
@@ -57,8 +70,9 @@ def duplicate_mask(tokens: torch.Tensor) -> torch.Tensor:
 
 
 def induction_mask(tokens: torch.Tensor) -> torch.Tensor:
-    """D[b, i, j + 1] = 1 where token j equals token i and j < i (the token after each earlier
-    occurrence): the duplicate mask shifted one key to the right. [batch, q, k]."""
+    """D[b, i, j + 1] = 1 where token j equals token i and j < i (the token after
+    each earlier occurrence): the duplicate mask shifted one key to the right.
+    [batch, q, k]."""
     dup = duplicate_mask(tokens)
     return torch.cat([torch.zeros_like(dup[..., :1]), dup[..., :-1]], dim=-1)
 

@@ -147,10 +147,14 @@ def test_k_composition_prev_token_into_induction_head_far_above_baseline_10_std(
     mean, std = circuits.composition_baseline(trained.cfg.d_model, trained.cfg.d_head, "K")
     k = circuits.composition_scores(trained, "K")
     (_, p), (_, i) = prev_token_head(trained), induction_head(trained)
-    assert k[p, i] > mean + 10 * std                     # measured z = 36 (0.269 vs 0.125 +- 0.004)
-    assert (k[p] > mean + 10 * std).all()                 # into every layer-1 head: z >= 26
+    assert k[p, i] > mean + 10 * std                     # measured z = 21 (0.209 vs 0.125 +- 0.004)
+    assert (k[p] > mean + 10 * std).all()                 # into every layer-1 head: z = 36 and 21
+    # The other layer-0 head (it looks two tokens back) K-composes far above the baseline too, but into one
+    # layer-1 head only, the one that matches two tokens (z = 11; into the other: z = -21). So the previous-
+    # token head no longer stands out over every other entry (as it did for the previous default model);
+    # it still gives each layer-1 head its largest K-composition.
     others = torch.cat([k[:p], k[p + 1:]])
-    assert k[p].min() - others.max() > 0.05               # the previous-token head stands out (0.233 vs 0.131)
+    assert (k[p] - others.max(dim=0).values).min() > 0.02  # measured 0.209 vs 0.170, 0.271 vs 0.039
 
 
 def test_composition_z_scores_are_scores_over_the_baseline(trained):
@@ -161,11 +165,18 @@ def test_composition_z_scores_are_scores_over_the_baseline(trained):
         circuits.composition_z_scores(trained, "X")
 
 
-def test_q_and_v_composition_of_the_prev_token_head_are_not_significant(trained):
-    mean, std = circuits.composition_baseline(trained.cfg.d_model, trained.cfg.d_head, "Q")
+def test_v_composition_of_the_prev_token_head_is_not_significant_and_q_only_into_one_head(trained):
+    # For the previous default model neither the Q- nor the V-composition of the previous-token head was
+    # significant. In the current one the induction head that matches two tokens reads the previous token in
+    # its queries: Q-composition z = +13 into that head, -21 into the other; V: -23 and -25.
     _, p = prev_token_head(trained)
-    for kind in "QV":
-        assert circuits.composition_scores(trained, kind)[p].max() < mean + 2 * std, kind
+    cfg = trained.cfg
+    v_mean, v_std = circuits.composition_baseline(cfg.d_model, cfg.d_head, "V")
+    assert circuits.composition_scores(trained, "V")[p].max() < v_mean + 2 * v_std
+    zq = circuits.composition_z_scores(trained, "Q")[p]
+    two_back = int(scores.attention_back_scores(trained, back=2)[0].argmax())
+    two_token = int(circuits.composition_scores(trained, "K")[two_back].argmax())
+    assert zq[two_token] > 5 and torch.cat([zq[:two_token], zq[two_token + 1:]]).max() < 2
 
 
 def test_prev_token_head_positional_qk_has_a_bright_subdiagonal_up_to_position_55(trained):

@@ -116,10 +116,11 @@ def zero_ablation_hook(hook_fn, model, head: int | None = None, layer: int = 1) 
 
 @exercise("path_prediction")
 def path_prediction(answer) -> str:
-    """answer: which input of the layer-1 induction head ("q", "k" or "v") carries the
+    """answer: which input of the layer-1 induction heads ("q", "k" or "v") carries most of the
     previous-token head's effect. Expected "k": the previous-token head writes "the token before me
-    was X" into each position, and the induction head's KEYS read it, so the query (the current
-    token) finds the position just after the earlier X."""
+    was X" into each position, and the induction heads' KEYS read it, so the query (the current
+    token) finds the position just after the earlier X. (A head that matches two tokens also reads
+    it in its query: "q" is told it carries only part of the effect.)"""
     __tracebackhide__ = True
     given(answer)
     if not isinstance(answer, str):
@@ -130,10 +131,11 @@ def path_prediction(answer) -> str:
         fail(f"answer with one of 'q', 'k' or 'v'; got {answer!r}")
     if a == "k":
         return "the keys."
-    hint = {
-        "q": "the query only needs the current token, which is in the residual stream already; it is the other "
-             "side that has to say 'the token before me was X'",
-        "v": "the values decide what is copied once a position is chosen (the token itself); the previous-token "
-             "information is needed to choose the position",
-    }[a]
-    fail(f"'{a}' is not the path — {hint}. Try patching that path alone and see how little the loss moves")
+    if a == "q":
+        fail("'q' carries only part of it — a query that matches two tokens (the current one and the one "
+             "before) does read the previous-token head, but a one-token induction head's query only needs the "
+             "current token, which is in the residual stream already. What every induction head needs is the "
+             "other side saying 'the token before me was X'. Remove each path alone and compare the losses")
+    fail("'v' is not the path — the values decide what is copied once a position is chosen (the token "
+         "itself); the previous-token information is needed to choose the position. Try removing that path "
+         "alone and see how little the loss moves")
