@@ -7,6 +7,15 @@ For every page in _toc.yml the test checks that
 * all math was typeset by MathJax (every ``.math`` element holds an
   ``mjx-container`` and no MathJax error),
 * every embedded widget was rendered as a control by the ipywidgets HTML manager,
+* every widget *works* without a kernel: each control of each of the book's widgets
+  (``.ih-widget``, induction_lib/widgets) is used -- every option of every select, range
+  inputs at their ends and middle, every checkbox, every button, hovering tokens -- and
+  after each use the figure (canvas pixels, SVG, text) changed and agrees with the
+  control (the figure's record ``data-shown`` names the control's value; the step label
+  is the slider's snapshot; the highlighted row and token are the hovered one); a
+  control that needs a kernel says so in the widget. A control outside the book's
+  widgets (a plain ipywidgets app, whose callbacks need a kernel) fails the test,
+* the widget state embedded in the page is at most 2 MB,
 * the console shows no error (apart from a short, commented allow-list),
 * no request left the machine: every URL the page requested is on
   127.0.0.1 (or data:/blob:).
@@ -42,6 +51,8 @@ from conftest import BUILD_DIR, HTML_DIR, toc_docnames
 CHROMIUM_CANDIDATES = ["/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"]
 SCREENSHOT_DIR = BUILD_DIR / "screenshots"
 PAGE_TIMEOUT = 60  # seconds for a page to load, typeset its math and render its widgets
+WIDGET_TIMEOUT = 180  # seconds to work every control of every widget on one page
+MAX_WIDGET_STATE = 2_000_000  # bytes of embedded widget state per page
 VIEWPORT = {"width": 1280, "height": 900}
 
 # Console messages that are not errors of the book. Keep this list short and
@@ -277,6 +288,7 @@ const widgetViews = () => [...document.querySelectorAll('script[type="applicatio
 const renderedAsControl = script => {
   const area = script.previousElementSibling;
   if (!area || !area.classList.contains('widget-subarea')) return false;
+  if (area.querySelector('.ih-widget [data-control]')) return true;   // the book's widgets (anywidget)
   return [...area.querySelectorAll('.jupyter-widgets')]
     .some(el => [...el.classList].some(c => c.startsWith('widget-') && c !== 'widget-subarea'));
 };
@@ -319,8 +331,137 @@ CHECK_JS = """
     widgetViews: views.length,
     widgetsRendered: views.filter(renderedAsControl).length,
     widgetErrors: [...document.querySelectorAll('.jupyter-widgets-error-widget, .widget-error')].map(e => e.textContent.slice(0, 120)),
+    widgetStateBytes: [...document.querySelectorAll('script[type="application/vnd.jupyter.widget-state+json"]')]
+      .reduce((n, e) => n + new Blob([e.textContent]).size, 0),
+    bookWidgets: document.querySelectorAll('.ih-widget').length,
+    // controls that are not part of the book's widgets: plain ipywidgets, whose callbacks need a kernel
+    deadControls: [...document.querySelectorAll('.widget-subarea')]
+      .filter(a => !a.querySelector('.ih-widget'))
+      .flatMap(a => [...a.querySelectorAll('input, select, button, textarea, .widget-slider, .widget-hslider, ' +
+                     '.widget-vslider, .widget-dropdown, .widget-select, .widget-toggle-buttons, .widget-radio, ' +
+                     '.widget-play, .widget-colorpicker, .widget-datepicker, .widget-combobox, .widget-tagsinput')])
+      .filter((e, i, all) => !all.some(o => o !== e && o.contains(e)))   // one entry per control
+      .map(e => `${e.tagName.toLowerCase()}${e.type ? '[' + e.type + ']' : ''} ` +
+                `${(e.closest('.widget-inline-hbox, .jupyter-widgets') || e).textContent.trim().slice(0, 40)}`),
     height: Math.ceil(Math.max(document.documentElement.scrollHeight, document.body.scrollHeight)),
   };
+})()
+"""
+
+# Works every control of every book widget (.ih-widget) on the page and reports, per widget, how many
+# actions it took and what went wrong. A widget records what its figure shows in data-shown (JSON); a
+# control is tagged data-control=<name of the value it sets>; hover targets are tagged data-hover.
+DRIVE_WIDGETS_JS = """
+(async () => {
+  const frame = () => new Promise(r => requestAnimationFrame(() => setTimeout(r, 0)));
+  const sig = root => [
+    ...[...root.querySelectorAll('canvas')].map(c => c.toDataURL()),
+    ...[...root.querySelectorAll('svg')].map(e => e.outerHTML),
+    ...[...root.querySelectorAll('.ih-tokens')].map(e => e.innerHTML),
+    ...[...root.querySelectorAll('.ih-bars, .ih-grid, .ih-panel-title, .ih-step, .ih-small')].map(e => e.textContent),
+  ].join('|');
+  const out = [];
+  for (const root of document.querySelectorAll('.ih-widget')) {
+    const name = root.dataset.widget;
+    const shown = () => JSON.parse(root.dataset.shown || '{}');
+    const message = () => (root.querySelector('.ih-message') || {}).textContent || '';
+    const problems = [];
+    let actions = 0;
+    const act = async (what, fn, agree, mustChange = true) => {
+      const before = sig(root);
+      fn();
+      await frame();
+      actions++;
+      if (mustChange && sig(root) === before) problems.push(`${what}: the figure did not change`);
+      const bad = agree && agree();
+      if (bad) problems.push(`${what}: ${bad}`);
+      if (/traceback/i.test(message())) problems.push(`${what}: a traceback in the widget: ${message()}`);
+    };
+    const same = (key, want) => () => {
+      const got = shown()[key];
+      const ok = typeof got === 'number' ? Math.abs(got - Number(want)) < 1e-9 : String(got) === String(want);
+      return ok ? null : `the figure shows ${key} = ${JSON.stringify(got)}, the control says ${want}`;
+    };
+    // widget-specific agreement between the figure and the controls
+    const extra = () => {
+      const s = shown();
+      if (name === 'checkpoint-scrubber') {
+        const steps = JSON.parse(root.dataset.steps), slider = root.querySelector('[data-control=step_index]');
+        const want = steps[Number(slider.value)];
+        const label = root.querySelector('.ih-step').textContent;
+        if (label !== `step ${want}`) return `step label '${label}' but the slider is at step ${want}`;
+        const stale = [...root.querySelectorAll('[data-step]')].filter(e => e.dataset.step !== String(want));
+        if (stale.length) return `${stale.length} pattern(s) drawn for another step than ${want}`;
+      }
+      if (name === 'attention-explorer') {
+        const q = root.querySelector('.ih-token.ih-query');
+        if (!q || Number(q.dataset.pos) !== s.query) return `highlighted token ${q && q.dataset.pos}, query ${s.query}`;
+        if (Number(root.querySelector('canvas[data-row]').dataset.row) !== s.query) return 'highlighted row is not the query';
+      }
+      if (name === 'ablation-board') {
+        for (const cb of root.querySelectorAll('input[type=checkbox]'))
+          if (!!(s.mask >> Number(cb.dataset.bit) & 1) !== cb.checked) return `checkbox ${cb.dataset.control} disagrees with the figure`;
+      }
+      return null;
+    };
+    const both = (a, b) => () => a() || b();
+    if (name === 'hopfield-playground') {   // JavaScript's retrieval = Python's (HopfieldPlayground.summary)
+      const ref = JSON.parse(root.dataset.reference), s = shown();
+      if (s.steps !== ref.steps || Math.abs(s.error - ref.error) > 1e-3 || Math.abs(s.count - ref.count) > 1e-2)
+        problems.push(`retrieval in the page (${s.steps} steps, error ${s.error}, count ${s.count}) differs from ` +
+                      `Python's (${ref.steps}, ${ref.error}, ${ref.count})`);
+    }
+    const bad = extra();
+    if (bad) problems.push(`as loaded: ${bad}`);
+    // controls are looked up again before each use: a widget may rebuild them
+    const names = [...new Set([...root.querySelectorAll('[data-control]')].map(c => c.dataset.control))];
+    for (const key of names) {
+      const ctl = () => root.querySelector(`[data-control="${key}"]`);
+      const c = ctl();
+      if (c.tagName === 'SELECT') {
+        const original = c.value;
+        for (const v of [...[...c.options].map(o => o.value).filter(v => v !== original), original])
+          await act(`${name}: ${key} = ${v}`, () => { const e = ctl(); e.value = v; e.dispatchEvent(new Event('change')); },
+                    both(same(key, v), extra));
+      } else if (c.type === 'range') {
+        const original = c.value, lo = Number(c.min), hi = Number(c.max);
+        const mid = c.step === 'any' ? (lo + hi) / 2 : lo + Math.round((hi - lo) / 2 / Number(c.step || 1)) * Number(c.step || 1);
+        let last = c.value;
+        for (const v of [lo, hi, mid, original]) {
+          if (String(v) === String(last)) continue;
+          await act(`${name}: ${key} = ${v}`, () => { const e = ctl(); e.value = String(v); e.dispatchEvent(new Event('input')); e.dispatchEvent(new Event('change')); },
+                    both(() => same(key, ctl().value)(), extra));
+          last = ctl().value;
+        }
+      } else if (c.type === 'checkbox') {
+        for (let i = 0; i < 2; i++)
+          await act(`${name}: toggle ${key}`, () => ctl().click(), extra);
+      } else if (c.tagName === 'BUTTON' && 'needsKernel' in c.dataset) {
+        await act(`${name}: button ${key}`, () => ctl().click(),
+                  () => /kernel/i.test(message()) ? null : `no message that '${key}' needs a kernel`, false);
+      } else if (c.tagName === 'BUTTON') {
+        await act(`${name}: button ${key}`, () => ctl().click(), extra);
+      } else if (c.type === 'text') {
+        await act(`${name}: type into ${key}`, () => {
+          const e = ctl(); e.value = '5 6 7 5 6';
+          e.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter'}));
+        }, () => /kernel/i.test(message()) ? null : `no message that typing needs a kernel`, false);
+      } else problems.push(`unknown control ${key} (${c.tagName})`);
+    }
+    // hover: a few tokens (first, middle, last), each must become the highlighted query
+    const targets = () => [...root.querySelectorAll('[data-hover]')];
+    const n = targets().length;
+    for (const i of [...new Set([0, Math.floor(n / 2), n - 2])].filter(i => i >= 0 && i < n)) {
+      if (shown().query === i) continue;
+      await act(`${name}: hover token ${i}`, () => {
+        const e = targets()[i];
+        for (const type of ['mouseover', 'mouseenter', 'mousemove']) e.dispatchEvent(new MouseEvent(type, {bubbles: type !== 'mouseenter'}));
+      }, both(same('query', i), extra));
+    }
+    if (!actions) problems.push('no control to use');
+    out.push({name, actions, problems});
+  }
+  return out;
 })()
 """
 
@@ -367,6 +508,9 @@ def test_page_renders_offline(docname, site, browser):
     browser.evaluate(session, WAIT_READY_JS % {"timeout_ms": PAGE_TIMEOUT * 1000}, timeout=PAGE_TIMEOUT + 10)
     time.sleep(0.5)  # let late requests (fonts, lazily loaded modules) start, so they are recorded
     info = browser.evaluate(session, CHECK_JS)
+    # Work every control of every widget (before the screenshot, which then shows the widgets as left).
+    driven = browser.evaluate(session, DRIVE_WIDGETS_JS, timeout=WIDGET_TIMEOUT) if info["bookWidgets"] else []
+    time.sleep(0.3)
 
     # Full-page screenshot.
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
@@ -404,6 +548,15 @@ def test_page_renders_offline(docname, site, browser):
         problems.append(f"only {info['widgetsRendered']} of {info['widgetViews']} widgets rendered as controls")
     if info["widgetErrors"]:
         problems.append(f"widget errors: {info['widgetErrors']}")
+    if info["widgetStateBytes"] > MAX_WIDGET_STATE:
+        problems.append(f"embedded widget state is {info['widgetStateBytes']} bytes (budget {MAX_WIDGET_STATE})")
+    if info["deadControls"]:
+        problems.append(f"controls outside the book's widgets (they need a kernel, so do nothing here): "
+                        f"{info['deadControls']}")
+    if len(driven) != info["bookWidgets"]:
+        problems.append(f"worked {len(driven)} of {info['bookWidgets']} widgets")
+    for w in driven:
+        problems += [f"widget {w['name']}: {p}" for p in w["problems"]]
     # 5. Console.
     problems += _console_errors(events)
     # 6. Network: nothing but 127.0.0.1 / data: / blob:.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fetch the JavaScript the rendered book needs at run time -- MathJax 3,
-# RequireJS and the ipywidgets HTML manager -- from the npm registry, so the
+# RequireJS and the ipywidgets HTML manager -- from the npm registry, and copy
+# anywidget's front end (an AMD module) from its installed Python wheel, so the
 # built site serves them itself and works with no network (no CDN requests).
 #
 # Result (git-ignored, rebuilt on demand):
@@ -10,7 +11,10 @@
 #     mathjax/tex-chtml.js (+ fonts, TeX extensions, menu, a11y, speech rules)
 #     require/require.js
 #     html-manager/embed-amd.js (+ the Font Awesome fonts it references)
-#     LICENSES/<package>/...             licence texts of all three packages
+#     anywidget/index.js                 from the anywidget wheel (nbextension/index.js):
+#                                        the widget model/view the book's widgets use; it
+#                                        runs each widget's own ES module in the page
+#     LICENSES/<package>/...             licence texts of all four packages
 #
 # The versions are pinned; change them here (and nowhere else).
 # ipywidgets 8 embeds with @jupyter-widgets/html-manager ^1.0 (see
@@ -24,10 +28,47 @@ HTML_MANAGER=@jupyter-widgets/html-manager@1.0.15
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="$ROOT/build-assets"
 STAMP="$OUT/.versions"
-WANT="$MATHJAX $REQUIREJS $HTML_MANAGER"
+
+# anywidget comes from the Python environment that builds the book (the same
+# version the kernels use), not from npm: its wheel ships the AMD bundle.
+PY="${PYTHON:-}"
+if [[ -z "$PY" ]]; then
+    if [[ -x "$ROOT/.venv/bin/python" ]]; then PY="$ROOT/.venv/bin/python"; else PY=python3; fi
+fi
+ANYWIDGET_DIR="$("$PY" -c 'import anywidget, pathlib; print(pathlib.Path(anywidget.__file__).parent)')" || {
+    echo "fetch_assets: anywidget is not installed in $PY (pip install -r requirements.txt)" >&2; exit 1; }
+ANYWIDGET="anywidget@$("$PY" -c 'import importlib.metadata as m; print(m.version("anywidget"))')"
+WANT="$MATHJAX $REQUIREJS $HTML_MANAGER $ANYWIDGET"
 
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]]; then
     exit 0  # already fetched
+fi
+
+if [[ -f "$STAMP" && "$(cut -d' ' -f1-3 "$STAMP")" == "$MATHJAX $REQUIREJS $HTML_MANAGER" \
+      && -f "$OUT/static/require/require.js" ]]; then
+    copy_anywidget_only=1   # only the anywidget version changed: no need to unpack npm packages again
+else
+    copy_anywidget_only=0
+fi
+
+copy_anywidget() {
+    local S="$OUT/static"
+    rm -rf "$S/anywidget" "$S/LICENSES/anywidget"
+    mkdir -p "$S/anywidget" "$S/LICENSES/anywidget"
+    cp "$ANYWIDGET_DIR/nbextension/index.js" "$S/anywidget/index.js"
+    local dist
+    dist="$("$PY" -c 'import importlib.metadata as m; print(m.distribution("anywidget")._path)')"
+    for f in "$dist"/licenses/LICEN[CS]E* "$dist"/LICEN[CS]E*; do
+        if [[ -f "$f" ]]; then cp "$f" "$S/LICENSES/anywidget/"; fi
+    done
+    echo "$ANYWIDGET (copied from $ANYWIDGET_DIR)" > "$S/LICENSES/anywidget/SOURCE"
+}
+
+if [[ "$copy_anywidget_only" == 1 ]]; then
+    copy_anywidget
+    echo "$WANT" > "$STAMP"
+    echo "fetch_assets: updated anywidget ($ANYWIDGET)"
+    exit 0
 fi
 
 command -v npm >/dev/null || { echo "fetch_assets: npm is required (apt-get install npm)" >&2; exit 1; }
@@ -86,6 +127,9 @@ for pkg in mathjax requirejs html-manager; do
         if [[ -f "$f" ]]; then cp "$f" "$S/LICENSES/$pkg/"; fi
     done
 done
+
+# anywidget: the AMD module from the installed wheel (see copy_anywidget).
+copy_anywidget
 
 rm -rf "$OUT/unpacked"
 echo "$WANT" > "$STAMP"

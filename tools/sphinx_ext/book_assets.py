@@ -1,7 +1,7 @@
 """Local Sphinx extension for the book's HTML assets (loaded from _config.yml).
 
 1. Fails the build early, with a clear message, when the offline JavaScript
-   (MathJax, RequireJS, ipywidgets HTML manager) has not been fetched into
+   (MathJax, RequireJS, ipywidgets HTML manager, anywidget) has not been fetched into
    build-assets/static -- `make book` runs tools/fetch_assets.sh first.
 
 2. Removes duplicated inline <script> blocks. Sphinx 7.4 registers an inline
@@ -23,6 +23,7 @@ REQUIRED = [
     "mathjax/tex-chtml.js",
     "require/require.js",
     "html-manager/embed-amd.js",
+    "anywidget/index.js",   # copied from the anywidget wheel: the front end of the book's widgets
 ]
 
 

@@ -11,8 +11,19 @@
   // 1. The widget manager loads its fonts relative to its own AMD module name,
   //    "@jupyter-widgets/html-manager/dist/...". Without this mapping RequireJS
   //    resolves that name against the page's folder and the fonts 404.
+  //    The book's widgets are anywidgets (induction_lib/widgets): the manager
+  //    asks RequireJS for the module "anywidget"; it is served from the site
+  //    (tools/fetch_assets.sh copies it from the anywidget wheel), so the
+  //    manager never falls back to its CDN. anywidget then runs each widget's
+  //    own ES module (stored in the page's widget state) from a blob: URL.
   window.require.config({
-    paths: { "@jupyter-widgets/html-manager/dist": staticRoot + "html-manager" },
+    paths: {
+      "@jupyter-widgets/html-manager/dist": staticRoot + "html-manager",
+      // anywidget requires "@jupyter-widgets/base" (defined inside embed-amd.js); the
+      // bundle then loads its fonts relative to that module name, so map the scope too.
+      "@jupyter-widgets": staticRoot + "html-manager",
+      anywidget: staticRoot + "anywidget/index",
+    },
   });
 
   // 2. @jupyter-widgets/base typesets widget labels with the MathJax 2 API
