@@ -89,17 +89,19 @@ def fit_step(steps, values, n_widths: int = 48) -> Transition:
                       r2=r2 if var_y > 0 else 0.0)
 
 
-def detect(steps, values, min_change: float = 0.3, max_width: float = 0.25, min_r2: float = 0.7,
-           direction: str | None = None) -> Transition | None:
-    """The transition in a curve by the rule in the module docstring, or None if it has none.
-    direction: "fall" or "rise" to accept only drops (losses) or only rises (scores)."""
+def detect(steps, values, min_change: float = 0.3, max_width: float = 0.25,
+           min_r2: float = 0.7, direction: str | None = None) -> Transition | None:
+    """The transition in a curve by the rule in the module docstring, or None if it has
+    none. direction: "fall" or "rise" to accept only drops (losses) or only rises
+    (scores)."""
     if direction not in (None, "fall", "rise"):
         raise ValueError(f"direction must be None, 'fall' or 'rise', got {direction!r}")
     t, _ = _as_curve(steps, values)
     fit = fit_step(steps, values)
     if abs(fit.change) < min_change or fit.r2 < min_r2:
         return None
-    if (direction == "fall" and fit.change > 0) or (direction == "rise" and fit.change < 0):
+    wrong_way = fit.change > 0 if direction == "fall" else fit.change < 0
+    if direction is not None and wrong_way:
         return None
     if fit.end - fit.start > max_width * (t[-1] - t[0]) or fit.start <= t[0]:
         return None
@@ -196,6 +198,31 @@ def formation_order(history, fracs: tuple = (0.1, 0.5, 0.9)) -> dict[str, dict[f
         tr = detect(*c[name], direction=DIRECTION[name])
         out[name] = {f: (None if tr is None else crossing(*c[name], tr, f)) for f in fracs}
     return out
+
+
+def progress_crossing(steps, values, frac: float, k: int = 5) -> float | None:
+    """The first recorded step at which a curve has covered `frac` of the way from its starting level (the
+    median of its first `k` records) to its final level (the median of its last `k`); None if it never
+    does. Unlike `crossing` it needs no fitted step, so it also reads curves that change slowly or in
+    parts (a logistic fits those badly, and `detect` rejects them)."""
+    if not 0 < frac < 1:
+        raise ValueError(f"frac must be in (0, 1), got {frac}")
+    t, y = _as_curve(steps, values)
+    k = max(1, min(k, len(y) // 2))
+    start, end = float(np.median(y[:k])), float(np.median(y[-k:]))
+    if start == end:
+        return None
+    hit = np.nonzero((y - start) / (end - start) >= frac)[0]
+    return float(t[hit[0]]) if len(hit) else None
+
+
+def progress_order(history, fracs: tuple = (0.1, 0.5, 0.9), k: int = 5) -> dict[str, dict[float, float | None]]:
+    """Which forms first, without fitted steps: for the previous-token score, the induction score and the
+    repeat loss of a run (a History or a sweep's `summary`), the first step at which each has covered each
+    fraction of the way from its starting to its final level (`progress_crossing`)."""
+    c = curves(history)
+    return {name: {f: progress_crossing(*c[name], f, k) for f in fracs}
+            for name in ("previous-token score", "induction score", "repeat loss")}
 
 
 def bump(history, window: Transition, margin: float = 2.0) -> tuple[float, float]:

@@ -95,5 +95,5 @@ def first_induction_step(step, history, level: float = 0.5) -> str:
     if i > first:
         fail(f"at step {steps[i]} the score is {best[i]:.2f}, but it was already {best[first]:.2f} at step "
              f"{steps[first]}: find the first record at or above {level:g}")
-    before = f"; {best[i - 1]:.2f} at the record before, step {steps[i - 1]}" if i else ""
+    before = f"; {best[i - 1]:.2f} at step {steps[i - 1]}" if i else ""
     return f"step {steps[i]}: best induction score {best[i]:.2f}{before}."
