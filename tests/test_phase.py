@@ -206,3 +206,19 @@ def test_formation_order_from_history_and_from_summary():
     assert all(v is None for at in flat.values() for v in at.values())
     fig = plots.phase.side_by_side({"summary": phase.summary(h), "history": h})
     assert [t.get_text() for ax in fig.axes[:2] for t in ax.texts][0] == [t.get_text() for ax in fig.axes[:2] for t in ax.texts][1]
+
+
+def test_progress_crossing_reads_slow_and_falling_curves():
+    steps = list(range(0, 200, 10))
+    slow = [min(1.0, s / 150) for s in steps]            # a slow linear rise, no step to fit
+    # the levels are the medians of the first and last five records: 2/15 and 1; half-way is 17/30,
+    # first reached at step 90 (0.6); 90 % of the way is 0.913, first reached at step 140 (0.933)
+    assert phase.progress_crossing(steps, slow, 0.5) == 90
+    assert phase.progress_crossing(steps, slow, 0.9) == 140
+    falling = [4.0 - 3.0 * v for v in slow]              # the same, as a falling loss
+    assert phase.progress_crossing(steps, falling, 0.5) == 90
+    assert phase.progress_crossing(steps, [2.0] * len(steps), 0.5) is None   # flat: no way to cover
+    with pytest.raises(ValueError, match="frac must be in"):
+        phase.progress_crossing(steps, slow, 1.0)
+    order = phase.progress_order(fake_history(at=400))
+    assert order["induction score"][0.5] <= order["previous-token score"][0.5] + 50
