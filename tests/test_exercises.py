@@ -316,16 +316,11 @@ def test_zero_ablation_hook(model, capsys):
 
 
 def test_zero_ablation_hook_on_an_induction_head(capsys):
-    """On the trained model the default target is the strongest layer-1 induction head, and the
-    check requires that zeroing it raises the loss on the repeated half (skipped when no trained
-    model is cached: training it here would take minutes)."""
-    from induction_lib.zoo import RECIPES, checkpoint_path, load_checkpoint
+    """On the shipped model the default target is the strongest layer-1 induction head, and the
+    check requires that zeroing it raises the loss on the repeated half."""
+    import induction_lib as il
 
-    path = checkpoint_path(RECIPES["induction-2l"])
-    if not path.exists():
-        pytest.skip(f"no cached induction-2l model at {path}")
-    m, _ = load_checkpoint(path)
-    passes(check.zero_ablation_hook, zero_head_ref, m, capsys=capsys)
+    passes(check.zero_ablation_hook, zero_head_ref, il.load("induction-2l"), capsys=capsys)
 
 
 def test_path_prediction(capsys):
