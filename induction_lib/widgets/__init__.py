@@ -40,6 +40,7 @@ import traitlets as T
 from .. import heads, interventions, scores
 from .. import hopfield as hf
 from ..data import BOS, repeated_tokens
+from ..train import torch_threads
 
 HERE = Path(__file__).parent
 MAX_STATE_BYTES = 2_000_000   # the budget for one page's embedded widget state
@@ -459,7 +460,10 @@ class AblationBoard(App):
         else:
             masks = list(range(1 << n_heads))                  # whole-head subsets only (head bits come first)
         self._cache: dict[tuple[str, int], np.ndarray] = {}
-        table = np.stack([np.stack([self.ablated_loss(m, k) for k in masks]) for m in self.methods])
+        # thousands of forward passes of a tiny model: one thread is fastest, and on a busy machine two
+        # threads that wait for each other made this 70 times slower (8 s -> over 10 min, measured)
+        with torch_threads(1):
+            table = np.stack([np.stack([self.ablated_loss(m, k) for k in masks]) for m in self.methods])
         self.data = {
             "toggles": [{"kind": kind, "layer": l, "head": h, "path": p,
                          "name": f"{l}.{h}" + (f"→{p.upper()}" if p else "")}
