@@ -388,9 +388,6 @@ def metastable_states(X: torch.Tensor | None = None, betas=None, n_starts: int =
 # ---------------------------------------------------------------- 3. attention as a Hopfield update
 
 
-find_induction_head = heads.induction_head  # the book's one definition (induction_lib.heads)
-
-
 def _head_cache(model, tokens, layer, head):
     _, cache = model.run_with_cache(tokens, names=lambda n: n.startswith(f"blocks.{layer}.attn."))
     q, k, v = (cache[f"blocks.{layer}.attn.hook_{n}"][:, :, head] for n in "qkv")   # [b, pos, d_head]
@@ -662,7 +659,7 @@ def find_lookup_head(model, n_trials: int = 256, seed: int = 0, length: int = 40
     """(layer, head) in layers >= 1 (layer 0 in a one-layer model) that attends most to the token after
     a lone earlier occurrence of the current token (`match_attention` with match = 1): the head that looks
     up a single repeated token. In a model with several induction heads it need not be
-    `find_induction_head`'s: a head can attend only when the token before the query matches as well."""
+    `heads.induction_head`'s: a head can attend only when the token before the query matches as well."""
     a = match_attention(model, 1, n_trials, seed, length)
     first = 1 if a.shape[0] > 1 else 0
     flat = int(a[first:].argmax())

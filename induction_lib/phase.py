@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from . import heads, scores
+from . import scores
 from .data import BOS, repeated_tokens
 
 LN9 = math.log(9.0)  # a logistic goes from 10 % to 90 % of its step over mid -/+ w ln 9
@@ -239,9 +239,6 @@ def bump(history, window: Transition, margin: float = 2.0) -> tuple[float, float
 
 
 # ---------------------------------------------------------------- heads and snapshots
-
-
-key_heads = heads.key_heads  # the book's one definition (induction_lib.heads)
 
 
 def nearest_snapshot(history, step: float) -> int:

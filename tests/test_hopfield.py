@@ -2,7 +2,6 @@
 the retrieval experiments, and attention on the trained model read as one Hopfield update."""
 from __future__ import annotations
 
-import copy
 import math
 
 import pytest
@@ -191,7 +190,7 @@ def test_figures_draw_the_numbers_they_are_given():
 
 def test_attention_is_one_hopfield_update(trained):
     model = trained
-    layer, head = hf.find_induction_head(model)
+    layer, head = il.heads.induction_head(model)
     assert layer >= 1
     a = hf.attention_as_hopfield(model, layer=layer, head=head)
     assert a.beta == pytest.approx(1 / math.sqrt(model.cfg.d_head))
@@ -206,20 +205,6 @@ def test_attention_is_one_hopfield_update(trained):
     assert torch.allclose(cache.pattern(layer)[0, head, i, : i + 1], w, atol=1e-6)
     z = cache[f"blocks.{layer}.attn.hook_z"][0, i, head]
     assert torch.allclose(z, v[: i + 1].T @ w, atol=1e-5)
-
-
-def test_find_induction_head_follows_the_scores(trained):
-    layer, head = hf.find_induction_head(trained)
-    s = il.scores.diagonal_induction_scores(trained)
-    assert s[layer, head] == s[1:].max()
-    other = (head + 1) % trained.cfg.n_heads
-    swapped = copy.deepcopy(trained)
-    attn = swapped.blocks[layer].attn
-    with torch.no_grad():
-        for name in ("W_Q", "W_K", "W_V", "W_O"):
-            w = getattr(attn, name)
-            w[[head, other]] = w[[other, head]].clone()
-    assert hf.find_induction_head(swapped) == (layer, other)
 
 
 def test_induction_head_retrieves_the_matching_key(trained):
