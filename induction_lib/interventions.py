@@ -178,6 +178,18 @@ def ablate_path(model, heads, path: str = "k", method: str = "zero", reference: 
         yield model
 
 
+def ablated(model, heads=(), method: str = "zero", reference: torch.Tensor | None = None,
+            path: str | None = None):
+    """The context in which `heads` are ablated: their whole output (path=None, `ablate`) or only their
+    `path` ("q", "k", "v") into later layers (`ablate_path`); no heads: the clean model."""
+    heads = check_heads(model, heads) if len(heads) else []
+    if not heads:
+        return contextlib.nullcontext()
+    if path is None:
+        return ablate(model, heads, method, reference)
+    return ablate_path(model, heads, path, method, reference)
+
+
 @torch.no_grad()
 def per_position_loss_with(model, tokens: torch.Tensor, heads=(), method: str = "zero",
                            reference: torch.Tensor | None = None, path: str | None = None) -> torch.Tensor:
@@ -185,14 +197,7 @@ def per_position_loss_with(model, tokens: torch.Tensor, heads=(), method: str = 
     their whole output (path=None) or only their `path` ("q", "k", "v") into later layers.
     With heads=() it is the clean model's loss."""
     tokens = model.check_tokens(tokens)
-    heads = check_heads(model, heads) if len(heads) else []
-    if not heads:
-        context = contextlib.nullcontext()
-    elif path is None:
-        context = ablate(model, heads, method, reference)
-    else:
-        context = ablate_path(model, heads, path, method, reference)
-    with context:
+    with ablated(model, heads, method, reference, path):
         logits = model(tokens)
     return scores.per_position_loss(logits, tokens)
 
@@ -206,14 +211,7 @@ def induction_attention_with(model, tokens: torch.Tensor, heads=(), method: str 
     `per_position_loss_with`: their whole output (path=None) or only their `path` into later layers.
     It says which later head lost its match when a head or a path is removed."""
     tokens = model.check_tokens(tokens)
-    heads = check_heads(model, heads) if len(heads) else []
-    if not heads:
-        context = contextlib.nullcontext()
-    elif path is None:
-        context = ablate(model, heads, method, reference)
-    else:
-        context = ablate_path(model, heads, path, method, reference)
-    with context:
+    with ablated(model, heads, method, reference, path):
         return scores.induction_attention(model, tokens, layer=layer)
 
 
