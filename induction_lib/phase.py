@@ -249,23 +249,25 @@ def nearest_snapshot(history, step: float) -> int:
 
 
 @torch.no_grad()
-def snapshot_patterns(model, history, steps, heads, half_len: int = 14,
-                      seed: int = 3) -> tuple[torch.Tensor, list[str]]:
+def snapshot_patterns(model, history, steps, heads, half_len: int = 14, seed: int = 3,
+                      tokens: torch.Tensor | None = None) -> tuple[torch.Tensor, list[str]]:
     """Attention patterns of `heads` [(layer, head), ...] at the snapshot `steps`, one row per head, one column
-    per step, on one held-out BOS + r + r (distinct tokens, |r| = half_len): ([n_heads * n_steps, q, k], titles)."""
-    cfg = model.cfg
-    half = min(half_len, (cfg.n_ctx - 1) // 2)
-    tokens = repeated_tokens(1, half, cfg.d_vocab, seed=seed, distinct=half < cfg.d_vocab - 1)
+    per step, on one held-out BOS + r + r (distinct tokens, |r| = half_len; or the one sequence `tokens`
+    [1, pos]): ([n_heads * n_steps, q, k], titles)."""
+    if tokens is None:
+        cfg = model.cfg
+        half = min(half_len, (cfg.n_ctx - 1) // 2)
+        tokens = repeated_tokens(1, half, cfg.d_vocab, seed=seed, distinct=half < cfg.d_vocab - 1)
     scratch = copy.deepcopy(model)
-    panels, titles = [], []
-    for layer, head in heads:
-        for step in steps:
-            if step not in history.snapshots:
-                raise ValueError(f"step {step} has no snapshot; use nearest_snapshot")
-            scratch.load_state_dict(history.snapshots[step])
-            _, cache = scratch.run_with_cache(tokens, names=lambda n: n.endswith("hook_pattern"))
-            panels.append(cache.pattern(layer)[0, head])
-            titles.append(f"head {layer}.{head}, step {step}")
+    by_step = []                                     # one forward pass per snapshot, every head read off it
+    for step in steps:
+        if step not in history.snapshots:
+            raise ValueError(f"step {step} has no snapshot; use nearest_snapshot")
+        scratch.load_state_dict(history.snapshots[step])
+        _, cache = scratch.run_with_cache(tokens, names=lambda n: n.endswith("hook_pattern"))
+        by_step.append([cache.pattern(layer)[0, head] for layer, head in heads])
+    panels = [by_step[j][i] for i in range(len(heads)) for j in range(len(steps))]
+    titles = [f"head {layer}.{head}, step {step}" for layer, head in heads for step in steps]
     return torch.stack(panels), titles
 
 

@@ -178,9 +178,10 @@ def test_checkpoint_scrubber_data(trained_with_history):
         k = history.steps.index(d["record_loss"]["step"][i])
         assert abs(history.steps[k] - step) == min(abs(s - step) for s in history.steps)
         assert np.abs(ind[i] / 255 - history.induction[k].clamp(0, 1).numpy()).max() <= 0.5 / 255 + 1e-6
-    # the last snapshot's induction-head pattern is the model's own (same weights)
-    (l1, h1) = app.ind_head
+    # the last snapshot's patterns are the model's own (same weights): previous-token head, then induction head
+    (l0, h0), (l1, h1) = app.prev_head, app.ind_head
     _, cache = model.run_with_cache(app.tokens)
+    assert np.abs(wd.unpack(d["patterns"])[-1, 0] / 255 - cache.pattern(l0)[0, h0].numpy()).max() < 0.01
     assert np.abs(wd.unpack(d["patterns"])[-1, 1] / 255 - cache.pattern(l1)[0, h1].numpy()).max() < 0.01
     assert app.state_bytes() < BUDGET
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import copy
 import math
 import re
 from pathlib import Path
@@ -37,7 +36,7 @@ import numpy as np
 import torch
 import traitlets as T
 
-from .. import heads, interventions, scores
+from .. import heads, interventions, phase, scores
 from .. import hopfield as hf
 from ..data import BOS, repeated_tokens
 from ..train import torch_threads
@@ -373,16 +372,11 @@ class CheckpointScrubber(App):
         recorded = self.history.steps
         return min(range(len(recorded)), key=lambda i: abs(recorded[i] - step))
 
-    @torch.no_grad()
     def _all_patterns(self) -> torch.Tensor:
-        scratch = copy.deepcopy(self.model)
-        (l0, h0), (l1, h1) = self.prev_head, self.ind_head
-        out = []
-        for s in self.steps:
-            scratch.load_state_dict(self.history.snapshots[s])
-            _, cache = scratch.run_with_cache(self.tokens, names=lambda n: n.endswith("hook_pattern"))
-            out.append(torch.stack([cache.pattern(l0)[0, h0], cache.pattern(l1)[0, h1]]))
-        return torch.stack(out)
+        """[snapshot, 2, q, k]: the previous-token and induction heads' patterns at every snapshot."""
+        panels, _ = phase.snapshot_patterns(self.model, self.history, self.steps, [self.prev_head, self.ind_head],
+                                            tokens=self.tokens)
+        return panels.view(2, len(self.steps), *panels.shape[1:]).transpose(0, 1)
 
     def _on_step(self, change) -> None:
         if change["new"] not in self.steps:
