@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import sysconfig
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -260,38 +260,122 @@ def stdlib_dir() -> Path:
     return Path(sysconfig.get_paths()["stdlib"])
 
 
-def stdlib_corpus(max_chars: int = 2_000_000, root: str | os.PathLike | None = None) -> str:
-    """Text of the standard library's own .py files, in sorted path order, up to max_chars.
+SKIPPED_DIRS = ("site-packages", "test", "tests", "idlelib", "lib2to3")
 
-    Tests and site-packages are skipped. Nothing is downloaded: the files ship with Python.
-    """
+
+def stdlib_files(root: str | os.PathLike | None = None) -> list[tuple[str, str]]:
+    """[(path relative to the standard library, text)] of its own .py files, in sorted path order.
+
+    Tests, site-packages, idlelib and lib2to3 are skipped, and so are files that are not UTF-8.
+    Nothing is downloaded: the files ship with Python."""
     root = Path(root) if root is not None else stdlib_dir()
     if not root.is_dir():
         raise ValueError(f"no such directory for the corpus: {root}")
-    parts, total = [], 0
+    out = []
     for path in sorted(root.rglob("*.py")):
         rel = path.relative_to(root).parts
-        if any(p in ("site-packages", "test", "tests", "idlelib", "lib2to3") for p in rel):
+        if any(p in SKIPPED_DIRS for p in rel):
             continue
         try:
-            text = path.read_text(encoding="utf-8")
+            out.append(("/".join(rel), path.read_text(encoding="utf-8")))
         except (UnicodeDecodeError, OSError):
             continue
+    if not out:
+        raise ValueError(f"found no readable .py files under {root}")
+    return out
+
+
+def split_files(files: list, holdout_every: int = 20) -> tuple[list, list]:
+    """(train, held out): file number i (in the given order) is held out iff i % holdout_every == 0."""
+    if holdout_every < 2:
+        raise ValueError(f"holdout_every must be at least 2, got {holdout_every}")
+    return ([f for i, f in enumerate(files) if i % holdout_every],
+            [f for i, f in enumerate(files) if i % holdout_every == 0])
+
+
+def stdlib_corpus(max_chars: int = 2_000_000, root: str | os.PathLike | None = None) -> str:
+    """Text of the standard library's own .py files (`stdlib_files`), concatenated, up to max_chars."""
+    parts, total = [], 0
+    for _, text in stdlib_files(root):
         parts.append(text)
         total += len(text)
         if total >= max_chars:
             break
-    if not parts:
-        raise ValueError(f"found no readable .py files under {root}")
     return "".join(parts)[:max_chars]
+
+
+class BPETokenizer:
+    """Byte-level BPE (the `tokenizers` library), trained here on the corpus. Id 0 is BOS; the
+    tokenizer's own ids are shifted up by one. Every string encodes (bytes are the fallback)."""
+
+    def __init__(self, tokenizer):
+        self.tok = tokenizer
+        self.vocab_size = tokenizer.get_vocab_size() + 1  # + BOS
+
+    @classmethod
+    def train(cls, texts: list[str], vocab_size: int) -> "BPETokenizer":
+        """A tokenizer with `vocab_size` entries (BOS not counted) trained on `texts` only."""
+        os.environ.setdefault("RAYON_NUM_THREADS", "1")  # one thread: the same merges every time
+        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+        tok = Tokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=2, show_progress=False,
+                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+        tok.train_from_iterator(texts, trainer=trainer)
+        return cls(tok)
+
+    @classmethod
+    def from_json(cls, text: str) -> "BPETokenizer":
+        from tokenizers import Tokenizer
+        return cls(Tokenizer.from_str(text))
+
+    def to_json(self) -> str:
+        return self.tok.to_str()
+
+    def encode(self, text: str) -> torch.Tensor:
+        """Text -> 1-D long tensor of ids (no BOS)."""
+        return torch.tensor(self.tok.encode(text).ids, dtype=torch.long) + 1
+
+    def _ids(self, ids) -> list[int]:
+        ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
+        bad = [i for i in ids if not 0 <= i < self.vocab_size]
+        if bad:
+            raise ValueError(f"token id {bad[0]} is out of range: ids must be in [0, {self.vocab_size})")
+        return ids
+
+    def decode(self, ids) -> str:
+        """Ids -> text; BOS shows as '⟨bos⟩'."""
+        out, run = [], []
+        for i in self._ids(ids):
+            if i == BOS:
+                out.append(self.tok.decode(run))
+                out.append("⟨bos⟩")
+                run = []
+            else:
+                run.append(i - 1)
+        out.append(self.tok.decode(run))
+        return "".join(out)
+
+    def pieces(self, ids) -> list[str]:
+        """The text of each token on its own."""
+        return ["⟨bos⟩" if i == BOS else self.tok.decode([i - 1]) for i in self._ids(ids)]
+
+    def labels(self, ids) -> list[str]:
+        """One printable label per id, for plot axes (newline ⏎, space ␣)."""
+        return ["".join(VISIBLE.get(c, c) for c in piece) for piece in self.pieces(ids)]
 
 
 @dataclass
 class TextData:
-    """Random windows of a tokenised text: BOS + n_ctx - 1 characters. Mask: every target."""
+    """Random windows of a tokenised text: BOS + n_ctx - 1 tokens. Mask: every target.
+
+    A corpus built by the zoo also carries its `tokenizer` and the files it `held_out` from training."""
 
     ids: torch.Tensor
     n_ctx: int
+    tokenizer: object = field(default=None, repr=False)
+    held_out: list = field(default_factory=list, repr=False)
 
     def __post_init__(self):
         if self.ids.dim() != 1 or len(self.ids) < self.n_ctx:

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from .config import ModelConfig, TrainConfig, stable_hash
-from .data import CharTokenizer, FuzzySegments, RepeatedSegments, TextData, stdlib_corpus
+from .data import BPETokenizer, CharTokenizer, FuzzySegments, RepeatedSegments, TextData, split_files, stdlib_corpus, stdlib_files
 from .model import Transformer
 from .train import History, train
 
@@ -40,7 +40,9 @@ class Recipe:
 
     data: {"kind": "repeated_segments", "min_len": .., "max_len": .., "rules": ..},
           {"kind": "fuzzy_segments", ..} (copies with synonyms swapped in, see `data.FuzzySegments`), or
-          {"kind": "stdlib_text", "max_chars": ..} (characters of Python's own standard library).
+          {"kind": "stdlib_bpe", "vocab": .., "holdout_every": ..} (Python's own standard library, in a
+          byte-level BPE of `vocab` tokens trained on the training files; every holdout_every-th file is
+          held out from both).
     """
 
     name: str
@@ -75,13 +77,18 @@ def make_data(spec: dict, model_cfg: ModelConfig):
     if kind == "fuzzy_segments":
         return FuzzySegments(model_cfg.d_vocab, model_cfg.n_ctx, spec["min_len"], spec["max_len"],
                              spec["p_swap"], spec["pairing_seed"])
-    if kind == "stdlib_text":
-        tok = CharTokenizer()
+    if kind == "stdlib_bpe":
+        train_files, held_out = split_files(stdlib_files(), spec["holdout_every"])
+        tok = BPETokenizer.train([text for _, text in train_files], spec["vocab"])
         if model_cfg.d_vocab != tok.vocab_size:
-            raise ValueError(f"stdlib_text needs d_vocab = {tok.vocab_size} (the character tokenizer), "
-                             f"got {model_cfg.d_vocab}")
+            raise ValueError(f"stdlib_bpe with vocab {spec['vocab']} needs d_vocab = {tok.vocab_size} "
+                             f"(the tokenizer's ids + BOS), got {model_cfg.d_vocab}")
+        ids = torch.cat([tok.encode(text) for _, text in train_files])
+        return TextData(ids, model_cfg.n_ctx, tokenizer=tok, held_out=held_out)
+    if kind == "stdlib_text":  # characters (the old text-2l; to be removed)
+        tok = CharTokenizer()
         return TextData(tok.encode(stdlib_corpus(spec.get("max_chars", 2_000_000))), model_cfg.n_ctx)
-    raise ValueError(f"unknown data kind {kind!r}; known: 'repeated_segments', 'fuzzy_segments', 'stdlib_text'")
+    raise ValueError(f"unknown data kind {kind!r}; known: 'repeated_segments', 'fuzzy_segments', 'stdlib_bpe'")
 
 
 # The default recipe, and why (measured on held-out layouts, one thread, seeds 0-4; tests/test_recipe.py
@@ -162,14 +169,24 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def text_extras(data) -> dict:
+    """What a text model needs besides its weights: its tokenizer and the files held out from training
+    (so that every reader measures it on the same unseen text, whatever their Python version)."""
+    if getattr(data, "tokenizer", None) is None:
+        return {}
+    return {"tokenizer": data.tokenizer.to_json(), "held_out": [[p, t] for p, t in data.held_out]}
+
+
 def save_checkpoint(path: Path, recipe: Recipe, model: Transformer, history: History,
-                    snapshot_dtype: torch.dtype = torch.float32) -> None:
-    """Write model, history and recipe hash atomically; snapshots may be stored in float16."""
+                    snapshot_dtype: torch.dtype = torch.float32, extras: dict | None = None) -> None:
+    """Write model, history, recipe hash and `extras` (e.g. a tokenizer) atomically; snapshots may be
+    stored in float16."""
     hist = history.to_dict()
     hist["snapshots"] = {step: {k: v.to(snapshot_dtype) for k, v in sd.items()}
                          for step, sd in hist["snapshots"].items()}
     payload = {"format": FORMAT_VERSION, "recipe_hash": recipe.hash(), "name": recipe.name,
-               "model_cfg": model.cfg.to_dict(), "state_dict": model.state_dict(), "history": hist}
+               "model_cfg": model.cfg.to_dict(), "state_dict": model.state_dict(), "history": hist,
+               "extras": extras or {}}
     buf = io.BytesIO()
     torch.save(payload, buf)
     _write_atomic(path, buf.getvalue())
@@ -197,6 +214,10 @@ def load_checkpoint(path: Path, recipe: Recipe | None = None) -> tuple[Transform
         model = Transformer(ModelConfig(**payload["model_cfg"]))
         model.load_state_dict(payload["state_dict"])
         history = History.from_dict(payload["history"])
+        extras = payload.get("extras", {})
+        if "tokenizer" in extras:  # a text model carries its tokenizer, as a TransformerLens model does
+            model.tokenizer = BPETokenizer.from_json(extras["tokenizer"])
+            model.held_out = [tuple(f) for f in extras["held_out"]]
     except Exception as e:
         raise CheckpointError(f"{path} has missing or mismatched contents ({type(e).__name__}: "
                               f"{str(e).splitlines()[0]})") from None
@@ -260,10 +281,10 @@ def load_with_history(name_or_recipe="induction-2l", progress: bool = True,
                 return load_checkpoint(path, recipe)
             except CheckpointError as e:
                 print(f"induction_lib: {e}; retraining.", file=sys.stderr)
-    model, history = train(recipe.model, recipe.train, make_data(recipe.data, recipe.model), progress=progress,
-                           desc=f"training {recipe.name}")
-    save_checkpoint(checkpoint_path(recipe), recipe, model, history)
-    return model, history
+    data = make_data(recipe.data, recipe.model)
+    model, history = train(recipe.model, recipe.train, data, progress=progress, desc=f"training {recipe.name}")
+    save_checkpoint(checkpoint_path(recipe), recipe, model, history, extras=text_extras(data))
+    return load_checkpoint(checkpoint_path(recipe), recipe)  # as a reader gets it (tokenizer attached)
 
 
 def load(name_or_recipe="induction-2l", progress: bool = True, retrain: bool = False) -> Transformer:
@@ -290,11 +311,11 @@ def write_reference(names=None, progress: bool = True) -> dict:
     for name in names or RECIPES:
         recipe = _recipe(name)
         start = time.perf_counter()
-        model, history = train(recipe.model, recipe.train, make_data(recipe.data, recipe.model),
-                               progress=progress, desc=f"training {recipe.name}")
+        data = make_data(recipe.data, recipe.model)
+        model, history = train(recipe.model, recipe.train, data, progress=progress, desc=f"training {recipe.name}")
         seconds = time.perf_counter() - start
         path = SHIPPED_DIR / f"{recipe.name}.pt"
-        save_checkpoint(path, recipe, model, history, snapshot_dtype=torch.float16)
+        save_checkpoint(path, recipe, model, history, snapshot_dtype=torch.float16, extras=text_extras(data))
         entries[recipe.name] = {"recipe_hash": recipe.hash(), "sha256": sha256(path), "bytes": path.stat().st_size,
                                 "torch": torch.__version__, "cpu": cpu_name(), "threads": recipe.train.threads,
                                 "seconds": round(seconds, 1)}

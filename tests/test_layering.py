@@ -1,7 +1,7 @@
 """The library's layering, as the README states it, enforced by parsing the imports.
 
 config -> data -> model -> metrics -> train -> zoo -> analysis (heads, scores, circuits, interventions,
-phase, hopfield, fuzzy, bridge: numbers only) -> plots (a package by topic) -> widgets -> exercises.
+phase, hopfield, fuzzy, text, bridge: numbers only) -> plots (a package by topic) -> widgets -> exercises.
 A module imports only from its own layer or the layers below it; nothing below the figures draws.
 """
 import ast
@@ -12,7 +12,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "induction_lib"
 LAYERS = [["config"], ["data"], ["model"], ["metrics"], ["train"], ["zoo"],
-          ["heads", "scores", "circuits", "interventions", "phase", "hopfield", "fuzzy", "bridge"],
+          ["heads", "scores", "circuits", "interventions", "phase", "hopfield", "fuzzy", "text", "bridge"],
           ["plots"], ["widgets"], ["exercises"]]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 
