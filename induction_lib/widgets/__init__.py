@@ -40,6 +40,7 @@ from .. import heads, interventions, phase, scores
 from .. import hopfield as hf
 from ..data import BOS, repeated_tokens
 from ..train import torch_threads
+from .tokens import colored_tokens  # noqa: F401  (static HTML: text shaded by a value per token)
 
 HERE = Path(__file__).parent
 MAX_STATE_BYTES = 2_000_000   # the budget for one page's embedded widget state
