@@ -4,7 +4,7 @@
 
 Prints a table. "Formed" is `induction_lib.train.formed`: the best last-layer induction score >= 0.5
 on held-out repeats (block 28 after a 7-token shift; training copies 4-24 tokens) and the loss on
-the repeated half <= 10% of ln(d_vocab). Each thread count runs in its own process, so the peak
+the repeated half <= 10% of ln(d_vocab - 1). Each thread count runs in its own process, so the peak
 memory is that process's and torch's thread setting is clean. Not a test: numbers vary by machine.
 """
 from __future__ import annotations

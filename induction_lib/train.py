@@ -75,9 +75,10 @@ class History:
 def formed(induction: torch.Tensor, repeat_loss: float, d_vocab: int) -> bool:
     """Has an induction head formed? The definition used everywhere in the book and the benchmark:
     the best induction score in the last layer >= 0.5 on held-out repeats (a length and offset the
-    model never trained on), AND the loss on the repeated half <= 10% of ln(d_vocab) (the chance loss).
+    model never trained on), AND the loss on the repeated half <= 10% of the chance loss ln(d_vocab - 1)
+    (a uniform guess over the ordinary tokens: BOS is never a target).
     """
-    return bool(induction[-1].max() >= 0.5 and repeat_loss <= 0.1 * math.log(d_vocab))
+    return bool(induction[-1].max() >= 0.5 and repeat_loss <= 0.1 * math.log(d_vocab - 1))
 
 
 def objective(losses: torch.Tensor, mask: torch.Tensor, loss_on: str, copy_weight: float = 0.5) -> torch.Tensor:

@@ -51,6 +51,6 @@ def test_lr_schedule():
 
 def test_formed_definition():
     ind = torch.tensor([[0.9, 0.0], [0.4, 0.6]])
-    assert il.formed(ind, 0.1 * math.log(64) - 1e-6, 64)
-    assert not il.formed(ind, 0.1 * math.log(64) + 1e-3, 64)           # loss too high
+    assert il.formed(ind, 0.1 * math.log(63) - 1e-6, 64)
+    assert not il.formed(ind, 0.1 * math.log(63) + 1e-3, 64)           # loss too high
     assert not il.formed(torch.tensor([[0.9, 0.9], [0.4, 0.49]]), 0.0, 64)  # layer 0 does not count
