@@ -18,5 +18,5 @@ from .circuits import FactoredMatrix, direct_logit_attribution
 from .interventions import ablate, ablate_path, patch_heads, per_position_loss_with
 from . import hopfield, widgets
 from .widgets import ablation_board, attention_explorer, checkpoint_scrubber, hopfield_playground
-from . import fuzzy, phase
+from . import fuzzy, phase, text
 from .bridge import from_transformer_lens, to_transformer_lens

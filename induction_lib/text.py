@@ -105,33 +105,46 @@ def repeated_passage(model, text: str = PASSAGE) -> dict[str, object]:
     return {"pieces": tok.pieces(p), "first": loss[1:P], "second": loss[P + 1:2 * P]}
 
 
-def icl_score(model, tokens: torch.Tensor, early: float = 0.1, late: float = 0.9) -> float:
-    """Olsson et al.'s in-context-learning score on `tokens`: the loss at the target `late` of the way into
-    the context minus the loss at `early` (their 500th and 50th of 512 tokens ≈ 0.98 and 0.1)."""
-    n = tokens.shape[1] - 1
+def icl_from_losses(loss: torch.Tensor, early: float = 0.1, late: float = 0.9, width: float = 0.1) -> float:
+    """Olsson et al.'s in-context-learning score from per-position losses [batch, n]: the mean loss over the
+    targets within ±width/2 of `late` (as a fraction of the context) minus the same around `early`. Their
+    score is the loss at token 500 minus token 50 of 512; averaging over neighbouring positions keeps its
+    meaning and cuts the noise of a single position (width=0: their single positions)."""
+    n = loss.shape[1]
+
+    def band(centre):
+        lo = max(0, round((centre - width / 2) * (n - 1)))
+        hi = min(n, round((centre + width / 2) * (n - 1)) + 1)
+        return loss[:, lo:hi].mean()
+
+    return (band(late) - band(early)).item()
+
+
+def icl_score(model, tokens: torch.Tensor, early: float = 0.1, late: float = 0.9, width: float = 0.1) -> float:
+    """`icl_from_losses` of the model's per-position loss on `tokens` (e.g. held-out windows)."""
     with torch.no_grad():
         loss = metrics.per_position_loss(model(tokens), tokens)
-    return metrics.icl_score(loss, round(early * (n - 1)), round(late * (n - 1)))
+    return icl_from_losses(loss, early, late, width)
 
 
 @torch.no_grad()
-def snapshot_curves(model, history, tokens: torch.Tensor, early: float = 0.1, late: float = 0.9) -> dict:
+def snapshot_curves(model, history, tokens: torch.Tensor, early: float = 0.1, late: float = 0.9,
+                    width: float = 0.1) -> dict:
     """At every snapshot of `history`, on held-out `tokens`: the mean loss on each class of `target_classes`,
-    Olsson's ICL score (`icl_score`), and the best last-layer diagonal induction score on random repeats.
+    Olsson's ICL score (`icl_from_losses`), and the best last-layer diagonal induction score on random repeats.
 
     Returns {"steps": [...], "icl": [...], "induction": [...], "loss": {class: [...]}} (lists, one entry per
     snapshot, in step order)."""
     if not history.snapshots:
         raise ValueError("this history has no snapshots: train with TrainConfig(snapshot_steps=...)")
     classes = target_classes(tokens)
-    n = tokens.shape[1] - 1
     scratch = copy.deepcopy(model)
     out = {"steps": [], "icl": [], "induction": [], "loss": {name: [] for name in classes}}
     for step in sorted(history.snapshots):
         scratch.load_state_dict({k: v.float() for k, v in history.snapshots[step].items()})
         loss = metrics.per_position_loss(scratch(tokens), tokens)
         out["steps"].append(step)
-        out["icl"].append(metrics.icl_score(loss, round(early * (n - 1)), round(late * (n - 1))))
+        out["icl"].append(icl_from_losses(loss, early, late, width))
         out["induction"].append(diagonal_induction_scores(scratch)[-1].max().item())
         for name, mask in classes.items():
             out["loss"][name].append(loss[mask].mean().item())

@@ -1,0 +1,72 @@
+"""Turn a finished train_text.py run into the zoo checkpoint of a recipe, without training it again.
+
+    python benchmarks/text_exploration/ship_run.py RUN_DIR RECIPE [--verify STEPS] [--ship]
+
+The recipe must be the run's configuration (same model, TrainConfig apart from snapshot_steps, data spec),
+so that `make models` would produce the same weights; --verify N retrains the recipe for N steps (constant
+schedule: the first N steps do not depend on the total) and requires the weights to equal the run's
+snapshot at step N bit for bit. The history keeps the recipe's snapshot steps only. Without --ship the
+checkpoint goes to the cache ($INDUCTION_LIB_CACHE), with --ship into induction_lib/models/ + manifest.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+
+os.environ.setdefault("RAYON_NUM_THREADS", "1")
+import torch  # noqa: E402
+
+from induction_lib import zoo  # noqa: E402
+from induction_lib.train import History, train  # noqa: E402
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("run")
+    p.add_argument("recipe")
+    p.add_argument("--verify", type=int, default=0)
+    p.add_argument("--ship", action="store_true")
+    a = p.parse_args()
+    recipe = zoo.RECIPES[a.recipe]
+    run = torch.load(os.path.join(a.run, "model.pt"), weights_only=False)
+    model_cfg = recipe.model
+    assert run["model_cfg"] == model_cfg.to_dict(), (run["model_cfg"], model_cfg.to_dict())
+    run_train = dict(run["train_cfg"])
+    want = recipe.train.to_dict()
+    for k in set(run_train) | set(want):
+        if k != "snapshot_steps":
+            assert run_train.get(k) == want.get(k), f"train config differs in {k}: {run_train.get(k)} vs {want.get(k)}"
+    data = zoo.make_data(recipe.data, model_cfg)
+    tok_run = open(os.path.join(a.run, "tokenizer.json")).read()
+    assert json.loads(tok_run) == json.loads(data.tokenizer.to_json()), "tokenizer differs from the run's"
+    hist = History.from_dict(run["history"])
+    missing = set(recipe.train.snapshot_steps) - set(hist.snapshots)
+    assert not missing, f"the run has no snapshot at {sorted(missing)}"
+    hist.snapshots = {s: hist.snapshots[s] for s in recipe.train.snapshot_steps}
+    if a.verify:
+        cfg = dataclasses.replace(recipe.train, steps=a.verify, snapshot_steps=())
+        m, _ = train(model_cfg, cfg, data, progress=True)
+        ref = run["history"]["snapshots"][a.verify]
+        same = all(torch.equal(m.state_dict()[k], ref[k]) for k in ref)
+        print(f"retrained {a.verify} steps: weights {'identical' if same else 'DIFFERENT'} to the run's")
+        assert same
+    model = zoo.Transformer(model_cfg)
+    model.load_state_dict(run["state_dict"])
+    if a.ship:
+        path = zoo.SHIPPED_DIR / f"{recipe.name}.pt"
+        zoo.save_checkpoint(path, recipe, model, hist, snapshot_dtype=torch.float16, extras=zoo.text_extras(data))
+        entries = zoo.manifest()
+        entries[recipe.name] = {"recipe_hash": recipe.hash(), "sha256": zoo.sha256(path),
+                                "bytes": path.stat().st_size, "torch": torch.__version__, "cpu": zoo.cpu_name(),
+                                "threads": recipe.train.threads, "seconds": round(run["meta"]["seconds"], 1)}
+        zoo._write_atomic(zoo.MANIFEST, (json.dumps(entries, indent=1, sort_keys=True) + "\n").encode())
+    else:
+        path = zoo.checkpoint_path(recipe)
+        zoo.save_checkpoint(path, recipe, model, hist, extras=zoo.text_extras(data))
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()
