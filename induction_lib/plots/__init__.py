@@ -5,7 +5,9 @@ Every function returns the `matplotlib.figure.Figure` it drew on and never calls
 and a notebook shows it once, as the cell's value); pass `ax=` to draw into a figure of your own.
 Colours are colour-blind safe: 'viridis' for values in [0, 1], the diverging 'RdBu_r' (ColorBrewer,
 colour-blind safe) for signed matrices, and the Okabe-Ito palette (Okabe & Ito 2008) for lines and bars.
-Sizes suit a book column about 6 inches wide. (Training curves are drawn by the chapters themselves.)
+Sizes suit a book column about 6 inches wide; the explanatory diagrams (`plots.diagrams`: the induction
+circuit, the corruption experiment, the attention-Hopfield mapping) are drawn page-wide, 10 inches.
+(Training curves are drawn by the chapters themselves.)
 """
 from __future__ import annotations
 
@@ -262,62 +264,6 @@ def ablation_effects(effects, ax: Axes | None = None, ylabel: str = "change in l
     return fig
 
 
-def induction_circuit(prev_head: tuple[int, int] = (0, 0), ind_head: tuple[int, int] = (1, 0),
-                      ax: Axes | None = None) -> Figure:
-    """The two-head induction circuit as one diagram, on the sequence "... A B ... A -> B".
-
-    Bottom row: tokens. Layer 0: the previous-token head moves "A" from position j-1 into position j
-    (its OV writes "the token before me was A"). Layer 1: the induction head's query at the last A
-    matches that key (K-composition) and its OV copies B into the logits (Elhage et al. 2021;
-    Olsson et al. 2022). `prev_head` and `ind_head` are (layer, head) names shown on the arrows."""
-    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
-
-    fig, ax = _figure_and_axes(ax, (WIDTH, 3.4))
-    xs = {"A1": 1.6, "B": 2.8, "dots": 4.0, "A2": 5.2, "out": 7.0}
-    blue, orange, green, grey = OKABE_ITO[0], OKABE_ITO[1], OKABE_ITO[2], "0.35"
-
-    def box(x, y, text, colour, w=0.9, h=0.42, size=11, weight="bold"):
-        ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.04",
-                                    fc="white", ec=colour, lw=1.6))
-        ax.text(x, y, text, ha="center", va="center", fontsize=size, color=colour, fontweight=weight)
-
-    def arrow(x0, y0, x1, y1, colour, rad=0.0, style="-|>", lw=1.8, ls="-"):
-        ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), connectionstyle=f"arc3,rad={rad}", arrowstyle=style,
-                                     mutation_scale=14, color=colour, lw=lw, linestyle=ls))
-
-    # tokens and their positions
-    for key, label, pos in (("A1", "A", "j−1"), ("B", "B", "j"), ("A2", "A", "i")):
-        box(xs[key], 0.0, label, "black")
-        ax.text(xs[key], -0.42, f"position {pos}", ha="center", va="top", fontsize=8, color=grey)
-    ax.text(xs["dots"], 0.0, "· · ·", ha="center", va="center", fontsize=14, color=grey)
-    # layer 0: the previous-token head at position j reads position j-1
-    l0 = 1.25
-    ax.text(-0.1, l0, f"layer 0\nprevious-token\nhead {prev_head[0]}.{prev_head[1]}", ha="left", va="center",
-            fontsize=8, color=blue)
-    arrow(xs["B"], 0.25, xs["B"], l0 - 0.25, grey, style="-", lw=1.0, ls=":")
-    box(xs["B"], l0, "prev = A", blue, w=1.15, size=9)
-    arrow(xs["A1"], 0.25, xs["B"] - 0.5, l0 - 0.1, blue, rad=-0.25)
-    ax.text(xs["B"] + 0.1, 0.62, "attends to j−1,\nwrites “A” at j", ha="left", fontsize=7.5, color=blue)
-    # layer 1: the induction head at position i
-    l1 = 2.5
-    ax.text(-0.1, l1, f"layer 1\ninduction\nhead {ind_head[0]}.{ind_head[1]}", ha="left", va="center",
-            fontsize=8, color=orange)
-    arrow(xs["A2"], 0.25, xs["A2"], l1 - 0.25, grey, style="-", lw=1.0, ls=":")
-    box(xs["A2"], l1, "query: A", orange, w=1.15, size=9)
-    arrow(xs["B"], l0 + 0.22, xs["A2"] - 0.6, l1 - 0.05, orange, rad=-0.2)
-    ax.text(3.0, 2.05, "key “prev = A” matches\nquery “A” (K-composition):\nattend to j, copy its token",
-            ha="right", va="center", fontsize=7.5, color=orange)
-    # the output
-    arrow(xs["A2"] + 0.6, l1, xs["out"] - 0.5, l1, green)
-    box(xs["out"], l1, "predict B", green, w=1.2, size=9)
-    ax.text(xs["out"], l1 - 0.42, "OV circuit copies", ha="center", fontsize=7.5, color=green)
-    ax.set_xlim(-0.15, 7.7)
-    ax.set_ylim(-0.75, 3.0)
-    ax.set_axis_off()
-    ax.set_title("The induction circuit: “… A B … A” → B", fontsize=11)
-    return fig
-
-
 def attention_by_position(curves: Mapping[str, object], positions=None, starts: Sequence[int] = (),
                           xlabel: str = "query position", ylabel: str = "attention on the target",
                           ax: Axes | None = None) -> Figure:
@@ -341,3 +287,4 @@ def attention_by_position(curves: Mapping[str, object], positions=None, starts: 
     return fig
 
 from . import hopfield, natural_text, phase  # noqa: E402,F401  (figures by topic: plots.phase, ...)
+from .diagrams import corruption_positions, hopfield_mapping, induction_circuit  # noqa: E402,F401
