@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from .config import ModelConfig, TrainConfig, stable_hash
-from .data import BPETokenizer, CharTokenizer, FuzzySegments, RepeatedSegments, TextData, split_files, stdlib_corpus, stdlib_files
+from .data import BPETokenizer, FuzzySegments, RepeatedSegments, TextData, split_files, stdlib_files
 from .model import Transformer
 from .train import History, train
 
@@ -85,9 +85,6 @@ def make_data(spec: dict, model_cfg: ModelConfig):
                              f"(the tokenizer's ids + BOS), got {model_cfg.d_vocab}")
         ids = torch.cat([tok.encode(text) for _, text in train_files])
         return TextData(ids, model_cfg.n_ctx, tokenizer=tok, held_out=held_out)
-    if kind == "stdlib_text":  # characters (the old text-2l; to be removed)
-        tok = CharTokenizer()
-        return TextData(tok.encode(stdlib_corpus(spec.get("max_chars", 2_000_000))), model_cfg.n_ctx)
     raise ValueError(f"unknown data kind {kind!r}; known: 'repeated_segments', 'fuzzy_segments', 'stdlib_bpe'")
 
 
@@ -126,12 +123,15 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
            "The default with GPT-2-style positions added once to the residual stream instead of shortformer.",
            ModelConfig(positional="standard"), _CONTROL, _DATA),
     Recipe("text-2l",
-           "2 layers x 4 heads trained on characters of Python's own standard library source "
-           "(read from the installed interpreter; nothing downloaded), loss on every position.",
-           ModelConfig(d_vocab=CharTokenizer().vocab_size, n_ctx=64, n_heads=4, d_head=16, pos_embed="learned"),
-           TrainConfig(steps=1500, lr=3e-3, warmup_steps=50, loss_on="all", eval_every=50, threads=1,
-                       schedule="constant"),
-           {"kind": "stdlib_text", "max_chars": 2_000_000}),
+           "2 layers x 4 heads (d_model 128, d_head 32, LayerNorm), attention-only, trained on Python's own "
+           "standard library in a byte-level BPE of 2048 tokens learned from the same files (every 20th file "
+           "held out from both), context 256, the plain next-token loss on every position.",
+           ModelConfig(d_vocab=2049, n_ctx=256, d_model=128, n_heads=4, layernorm=True),
+           TrainConfig(steps=12000, batch_size=16, lr=3e-3, weight_decay=0.01, warmup_steps=200,
+                       schedule="constant", loss_on="all", eval_every=100, eval_batch=16, threads=1,
+                       snapshot_steps=(0, 1000, 2000, 2600, 3200, 3800, 4400, 5000, 6000, 7000, 8000, 10000,
+                                       12000)),
+           {"kind": "stdlib_bpe", "vocab": 2048, "holdout_every": 20}),
     Recipe("fuzzy-2l",
            "2 layers x 2 heads (d_head 32) with learned shortformer positions, trained on random tokens with "
            "a segment copied later (three placement rules), each token of the copy swapped for its synonym "
@@ -323,3 +323,21 @@ def write_reference(names=None, progress: bool = True) -> dict:
         print(f"{recipe.name}: {entries[recipe.name]['bytes'] / 1e6:.2f} MB, {seconds:.0f} s")
     return entries
 
+
+
+def describe(name_or_recipe) -> str:
+    """A few lines on a recipe's model, data and training (with the shipped checkpoint's training time)."""
+    recipe = _recipe(name_or_recipe)
+    m, t = recipe.model, recipe.train
+    tokens = t.steps * t.batch_size * (m.n_ctx - 1)
+    lines = [f"{m.n_layers} layers x {m.n_heads} heads, d_model {m.d_model}, d_head {m.d_head}"
+             + (", LayerNorm" if m.layernorm else "") + (f", MLP {m.d_mlp}" if m.d_mlp else ", attention only"),
+             f"vocabulary {m.d_vocab:,} tokens (BOS included), context {m.n_ctx} tokens",
+             f"{t.steps:,} steps x {t.batch_size} sequences = {tokens / 1e6:.1f} M training tokens"]
+    entry = manifest().get(recipe.name)
+    if entry is not None and entry["recipe_hash"] == recipe.hash():
+        sec = entry["seconds"]
+        took = f"{sec:.0f} s" if sec < 120 else f"{sec / 60:.0f} min"
+        threads = "one CPU thread" if entry["threads"] == 1 else f"{entry['threads']} CPU threads"
+        lines[-1] += f", trained in {took} on {threads}"
+    return "\n".join(lines)

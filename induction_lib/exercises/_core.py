@@ -171,3 +171,115 @@ def per_head_score(fn: Callable, pattern: torch.Tensor, *args, case: str, heads:
     t = as_tensor(out, "your score")
     expect_shape(t, (heads,), f"on {case} your score", hints)
     return t
+
+
+# ---------------------------------------------------------------- models for checks (chapters 1-3)
+
+
+def as_int(x, what: str) -> int:
+    """An integer answer given as int, numpy / torch integer scalar, 0-d array or integral float."""
+    __tracebackhide__ = True
+    if isinstance(x, bool):
+        fail(f"{what} should be an integer, got the boolean {x!r}")
+    if hasattr(x, "item") and hasattr(x, "shape"):      # torch tensors, numpy arrays and scalars
+        if math.prod(x.shape) != 1:
+            fail(f"{what} should be a single integer, got shape {shape_of(x)}")
+        x = x.item()
+    if isinstance(x, float) and x.is_integer():
+        x = int(x)
+    if not isinstance(x, int) or isinstance(x, bool):
+        fail(f"{what} should be an integer, got {type(x).__name__} {x!r}")
+    return x
+
+
+def delegates_to(fn, *library_fns) -> str | None:
+    """The name of the library function `fn` is, or calls by name (a static look at its code), else None.
+    Used where the point of an exercise is to build the thing the library already has."""
+    names = {f.__name__ for f in library_fns}
+    if any(fn is f for f in library_fns):
+        return fn.__name__
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return None
+    found = names & set(code.co_names)
+    # an alias (`from … import k_composition_circuit as kc`) or a closure variable holding the function
+    values = [getattr(fn, "__globals__", {}).get(n) for n in code.co_names]
+    for cell in getattr(fn, "__closure__", None) or ():
+        try:
+            values.append(cell.cell_contents)
+        except ValueError:          # an empty cell
+            pass
+    found |= {f.__name__ for f in library_fns for v in values if v is f}
+    return min(found) if found else None
+
+
+class intact:
+    """Context manager: fail (after restoring it) if the student's code left `model` changed — its
+    weights, its train/eval mode or its hooks."""
+
+    def __init__(self, model, case: str):
+        self.model, self.case = model, case
+
+    def _hooks(self):
+        return [(m, k) for m in self.model.modules() for d in (m._forward_hooks, m._forward_pre_hooks)
+                for k in list(d)]
+
+    def __enter__(self):
+        self.state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.training = self.model.training
+        self.hooks = set(id(m) * 1_000_003 + k for m, k in self._hooks())
+        return self
+
+    def __exit__(self, kind, err, tb):
+        __tracebackhide__ = True
+        changed = [k for k, v in self.model.state_dict().items() if not torch.equal(v, self.state[k])]
+        new_hooks = [(m, k) for m, k in self._hooks() if id(m) * 1_000_003 + k not in self.hooks]
+        mode = self.model.training != self.training
+        if changed:
+            self.model.load_state_dict(self.state)
+        for m, k in new_hooks:
+            m._forward_hooks.pop(k, None)
+            m._forward_pre_hooks.pop(k, None)
+        self.model.train(self.training)
+        if kind is None and (changed or new_hooks or mode):
+            what = (f"changed its weights ({', '.join(changed[:3])}{' …' if len(changed) > 3 else ''})"
+                    if changed else "left a hook attached" if new_hooks else "switched its train/eval mode")
+            fail(f"on {self.case} your function {what}; the check restored the model. Read the weights "
+                 f"without changing them (no in-place operations on model.W_Q … ; remove hooks you add)")
+        return False
+
+
+def model_with_heads(base, n_layers: int, n_heads: int, heads: dict, seed: int | None = None,
+                     write: bool = False):
+    """A model with base's embeddings, positions, unembedding and head size but another geometry.
+
+    heads maps (layer, head) of the new model to (layer, head) of base, whose W_Q, W_K (and W_V, W_O
+    if `write`) it copies. Every other head gets zero W_Q, W_K (uniform causal attention) and zero
+    W_V, W_O, or random weights of the default scale if `seed` is given. With write=False no copied
+    head writes anything, so the residual stream is the token embedding at every layer and a copied
+    layer-0 head attends exactly as it does in base, wherever it is placed."""
+    import dataclasses
+
+    from ..model import Transformer
+
+    cfg = dataclasses.replace(base.cfg, n_layers=n_layers, n_heads=n_heads)
+    if seed is not None:
+        torch.manual_seed(seed)
+    m = Transformer(cfg).eval()
+    with torch.no_grad():
+        m.W_E.copy_(base.W_E)
+        m.W_pos.copy_(base.W_pos)
+        m.W_U.copy_(base.W_U)
+        for block in m.blocks:
+            for name in ("W_Q", "W_K", "W_V", "W_O"):
+                if seed is None:
+                    getattr(block.attn, name).zero_()
+        for (layer, head), (bl, bh) in heads.items():
+            src, dst = base.blocks[bl].attn, m.blocks[layer].attn
+            names = ("W_Q", "W_K", "W_V", "W_O") if write else ("W_Q", "W_K")
+            for name in names:
+                getattr(dst, name)[head].copy_(getattr(src, name)[bh])
+            if not write:
+                dst.W_V[head].zero_()
+                dst.W_O[head].zero_()
+    return m

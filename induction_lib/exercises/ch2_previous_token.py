@@ -1,10 +1,23 @@
 """Checks for chapter 2, the previous-token head."""
 from __future__ import annotations
 
+import math
+
 import torch
 
-from ._core import close, exercise, fail, fmt, given, per_head_score
-
+from ._core import (
+    as_int,
+    call,
+    close,
+    delegates_to,
+    exercise,
+    fail,
+    fmt,
+    given,
+    intact,
+    model_with_heads,
+    per_head_score,
+)
 
 # ---------------------------------------------------------------- hand-built patterns [query, key]
 
@@ -61,6 +74,12 @@ def previous_token_score(fn) -> str:
     Rejects: including position 0 ((n-1)/n on the perfect head), reading A[i, i+1] or the
     transposed pattern, averaging over heads instead of the batch, using only one batch element."""
     __tracebackhide__ = True
+    from .. import metrics, scores
+
+    lib = delegates_to(fn, metrics.previous_token_score_from_pattern, scores.previous_token_scores)
+    if lib:
+        fail(f"your function calls the library's {lib}; the exercise is to compute the score yourself "
+             f"from the pattern (the library's version is there to compare with afterwards)")
     n_cases = 0
     for n in (6, 9):
         perfect, bos, unif = previous_token_pattern(n), bos_pattern(n), uniform_causal_pattern(n)
@@ -74,7 +93,8 @@ def previous_token_score(fn) -> str:
                 (n - 1) / n: "did you include position 0? it has no previous token: average over i ≥ 1 only",
                 0.0: "you read zeros: the pattern is [query, key], so query i's previous token is key i-1, "
                      "i.e. pattern.diagonal(offset=-1, dim1=-2, dim2=-1) — not offset +1, not the transpose",
-                1 / n: "that is the attention to position 0 (BOS), not to the previous token",
+                2 / n: "that is the attention to position 0 (BOS) — queries 0 and 1 give it all their "
+                       "attention here — not to the previous token",
             }
             msg = next((h for v, h in hint.items() if close(g0, v)), "")
             fail(f"your score for a perfect previous-token pattern ({n} positions) is {fmt(g0)}, expected 1.0"
@@ -133,40 +153,119 @@ def previous_token_score(fn) -> str:
 # ---------------------------------------------------------------- reading the model
 
 
-def _layer_head(answer, model) -> tuple[int, int]:
+def _layer_head(answer, model, what: str = "the head") -> tuple[int, int]:
+    """(layer, head) from a tuple, list, tensor or numpy array of two integers (numpy / torch integer
+    scalars too), or fail saying what the answer looks like."""
     __tracebackhide__ = True
     given(answer)
-    if isinstance(answer, torch.Tensor):
+    if hasattr(answer, "tolist") and hasattr(answer, "shape"):      # tensor or numpy array
+        if tuple(answer.shape) != (2,):
+            fail(f"give {what} as a pair (layer, head), e.g. (0, 1); got {type(answer).__name__} of shape "
+                 f"{list(answer.shape)} — " + ("a single index into the flattened [layer, head] table is not "
+                                              "a head: convert it with divmod(index, n_heads)"
+                                              if math.prod(answer.shape) == 1 else "two numbers, no more"))
         answer = answer.tolist()
-    if isinstance(answer, int) or not hasattr(answer, "__len__") or len(answer) != 2:
-        fail(f"give the head as a pair (layer, head), e.g. (0, 3); got {answer!r}")
-    try:
-        layer, head = (int(a) for a in answer)
-    except (TypeError, ValueError):
-        fail(f"give the head as a pair of integers (layer, head); got {answer!r}")
-    if not (0 <= layer < model.cfg.n_layers and 0 <= head < model.cfg.n_heads):
-        fail(f"({layer}, {head}) is not a head of this model: layers 0 … {model.cfg.n_layers - 1}, heads "
-             f"0 … {model.cfg.n_heads - 1}")
+    if isinstance(answer, (str, bytes, dict)) or not hasattr(answer, "__len__") or len(answer) != 2:
+        hint = (" — a single index into the flattened [layer, head] table is not a head: convert it with "
+                "divmod(index, n_heads)" if isinstance(answer, int) or hasattr(answer, "item") else "")
+        fail(f"give {what} as a pair (layer, head), e.g. (0, 1); got {answer!r}" + hint)
+    layer, head = (as_int(a, f"{what}'s {name}") for a, name in zip(answer, ("layer", "head")))
     return layer, head
 
 
+def _prev_token_models(model):
+    """(description, model, intended (layer, head) or None) for the check of find_previous_token_head.
+
+    Besides the student's own model: the book's model with its two layer-0 heads swapped (same
+    function; the answer is 0.1), and two models of other geometries built from its heads (none of
+    them writes, so a copied head attends as it does in layer 0 of the book's model): 3 layers x 2
+    heads with the previous-token head at 2.1, and 2 layers x 3 heads with it at 0.2. Layer != head in
+    every answer, and n_layers != n_heads in the last two, so swapped pairs and a flat index divided
+    by the wrong size are caught; the library's heads.previous_token_head (layer 0 only) fails the
+    3-layer model."""
+    from ..zoo import load
+
+    base = load("induction-2l", progress=False)
+    out = [("your model (the `model` you passed)", model, None)] if model is not None else []
+    out += [
+        ("the book's model with its two layer-0 heads swapped (a 2-layer x 2-head model)",
+         model_with_heads(base, 2, 2, {(0, 0): (0, 1), (0, 1): (0, 0), (1, 0): (1, 0), (1, 1): (1, 1)},
+                          write=True), (0, 1)),
+        ("a 3-layer x 2-head model made of the book's heads, rearranged",
+         model_with_heads(base, 3, 2, {(2, 1): (0, 0), (0, 0): (0, 1), (1, 0): (1, 0), (2, 0): (1, 1)}),
+         (2, 1)),
+        ("a 2-layer x 3-head model made of the book's heads, rearranged",
+         model_with_heads(base, 2, 3, {(0, 2): (0, 0), (0, 0): (0, 1), (1, 1): (1, 0)}), (0, 2)),
+    ]
+    return out
+
+
 @exercise("find_previous_token_head")
-def find_previous_token_head(answer, model) -> str:
-    """answer = (layer, head) of the model's previous-token head: the head with the highest
-    previous-token score (induction_lib.scores.previous_token_scores)."""
+def find_previous_token_head(fn, model=None) -> str:
+    """fn(model) -> (layer, head) of the head with the highest previous-token score, searched over
+    every layer and head. Run on `model` and on three models built from the book's heads in which
+    the answer is 0.1, 2.1 and 0.2 (see _prev_token_models); the expected head is found by the
+    check from induction_lib.scores.previous_token_scores (a margin of > 0.5 over the runner-up).
+
+    Rejects: a number instead of a pair, (head, layer), a flat argmax divided by n_layers, the
+    best layer-0 head only (heads.previous_token_head), the induction head, a hard-coded head;
+    a model left changed (restored, then reported)."""
     __tracebackhide__ = True
+    from ..heads import induction_head, previous_token_head
     from ..scores import previous_token_scores
 
-    layer, head = _layer_head(answer, model)
-    scores = previous_token_scores(model)
-    best = divmod(int(scores.argmax()), scores.shape[1])
-    s = scores[layer, head].item()
-    if (layer, head) != best:
+    if not callable(fn):
+        given(fn)
+        fail(f"write a function find_previous_token_head(model) that returns (layer, head); got "
+             f"{type(fn).__name__} {fn!r:.60} — the check runs it on several models")
+    results = []
+    for what, m, intended in _prev_token_models(model):
+        scores = previous_token_scores(m)
+        n_layers, n_heads = scores.shape
+        flat = int(scores.argmax())
+        best = divmod(flat, n_heads)
+        top2 = scores.flatten().topk(2).values
+        if intended is not None and (best != intended or top2[0] - top2[1] < 0.5):
+            raise RuntimeError(f"check bug: on {what} the best head is {best} (scores {scores.tolist()})")
+        with intact(m, what):
+            out = call(fn, m, case=what)
+        if out is None:
+            fail(f"on {what} your function returned None; did you forget `return`?")
+        if isinstance(out, int) or (hasattr(out, "shape") and math.prod(out.shape) == 1):
+            flat_out = as_int(out, "your answer")
+            fail(f"on {what} your function returned the single number {flat_out}: an index into the "
+                 f"flattened [layer, head] table, not a head; return (layer, head) = divmod(index, n_heads)")
+        layer, head = _layer_head(out, m, "your head")
+        geometry = f"{n_layers} layers x {n_heads} heads"
+        if (layer, head) == best:
+            results.append(f"{layer}.{head}")
+            continue
+        if (layer, head) == divmod(flat, n_layers) and n_layers != n_heads:
+            fail(f"on {what} ({geometry}) you returned ({layer}, {head}), the flat argmax {flat} divided by "
+                 f"the number of layers; a [layer, head] table is flattened row by row, so "
+                 f"(layer, head) = divmod(index, n_heads)")
+        if (layer, head) == (0, flat) and flat >= n_heads:
+            fail(f"on {what} ({geometry}) you returned (0, {flat}): {flat} is the index into the flattened "
+                 f"[layer, head] table; convert it with divmod(index, n_heads)")
+        if not (0 <= layer < n_layers and 0 <= head < n_heads):
+            fail(f"on {what} you returned ({layer}, {head}), which is not a head of this model "
+                 f"(layers 0 … {n_layers - 1}, heads 0 … {n_heads - 1})")
+        s = scores[layer, head].item()
         if (head, layer) == best:
-            fail(f"({layer}, {head}) is the right head with layer and head swapped: write (layer, head)")
-        fail(f"head ({layer}, {head}) has previous-token score {s:.3f}, but another head scores "
-             f"{scores.max().item():.3f}; compare every head's score (e.g. plot the [layer, head] grid)")
-    return f"head {layer}.{head} attends to the previous token (score {s:.2f})."
+            fail(f"on {what} ({geometry}) you returned ({layer}, {head}): the right head with layer and "
+                 f"head swapped; return (layer, head) — a [layer, head] table's rows are layers")
+        if (layer, head) == previous_token_head(m) and best[0] != 0:
+            fail(f"on {what} ({geometry}) you returned the best layer-0 head {layer}.{head} "
+                 f"(score {s:.3f}), but "
+                 f"head {best[0]}.{best[1]} scores {top2[0]:.3f}: search every layer "
+                 f"(heads.previous_token_head only looks at layer 0)")
+        if (layer, head) == induction_head(m) and m.cfg.n_layers > 1:
+            fail(f"on {what} you returned ({layer}, {head}), the induction head (chapter 3; previous-token "
+                 f"score {s:.3f}); the previous-token head is the one with the highest previous-token score")
+        fail(f"on {what} ({geometry}) you returned head {layer}.{head}, whose previous-token score is "
+             f"{s:.3f}, but head {best[0]}.{best[1]} scores {top2[0]:.3f}; compute every head's score "
+             f"(scores.previous_token_scores(model)) and take the largest")
+    return f"found {', '.join(results)} on {len(results)} models."
 
 
 @exercise("positional_qk_reading")
@@ -177,12 +276,12 @@ def positional_qk_reading(answer, model=None, head=None) -> str:
     QK matrix W_pos W_Q W_Kᵀ W_posᵀ itself (the most common argmax over keys j ≤ i, i ≥ 1)."""
     __tracebackhide__ = True
     given(answer)
-    if isinstance(answer, torch.Tensor):
-        answer = answer.item()
-    if isinstance(answer, float) and answer.is_integer():
-        answer = int(answer)
-    if not isinstance(answer, int) or isinstance(answer, bool):
-        fail(f"give the offset j - i as an integer (e.g. 0 for the query's own position); got {answer!r}")
+    if isinstance(answer, (tuple, list)) or (hasattr(answer, "shape") and math.prod(answer.shape) != 1):
+        fail(f"give one offset j - i, a single integer (e.g. 0 for the query's own position), not one per "
+             f"row; got {type(answer).__name__} {answer!r:.60} — take the most common one")
+    if isinstance(answer, float) and not answer.is_integer():
+        fail(f"give the offset j - i as an integer; got {answer!r} — an offset counts positions")
+    answer = as_int(answer, "your offset")
     want = -1
     source = "a previous-token head"
     if model is not None:

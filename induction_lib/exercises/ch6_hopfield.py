@@ -5,7 +5,18 @@ import math
 
 import torch
 
-from ._core import as_float, as_tensor, call, exercise, expect_shape, fail, fmt, given, shape_of
+from ._core import (
+    as_float,
+    as_tensor,
+    call,
+    delegates_to,
+    exercise,
+    expect_shape,
+    fail,
+    fmt,
+    given,
+    shape_of,
+)
 
 
 def hopfield_energy(X: torch.Tensor, xi: torch.Tensor, beta: float) -> float:
@@ -42,11 +53,17 @@ def hopfield_update(fn) -> str:
     patterns are the columns of X, the new state a softmax-weighted average of them.
 
     Cases: fixed numbers (d = 3, N = 2, β = 1 and β = 2), a square X that is not symmetric, β = 0
-    (the mean of the patterns), β = 50 (the nearest pattern), the energy never increases over three
-    updates (computed here from Ramsauer et al.'s formula). Rejects: forgetting β, β⁻¹ instead of
-    β, X ξ instead of Xᵀ ξ, a softmax over a size-1 axis (every weight 1: the sum of the patterns),
-    returning the weights instead of the state."""
+    (the mean of the patterns), β = 50 (the nearest pattern), a random float32 X [7, 11], the energy never
+    increases over three updates (computed here from Ramsauer et al.'s formula). Rejects: forgetting β, β⁻¹
+    instead of β, X ξ instead of Xᵀ ξ, a softmax over a size-1 axis (every weight 1: the sum of the
+    patterns), returning the weights instead of the state, calling the library (hf.update, hf.weights)."""
     __tracebackhide__ = True
+    from .. import hopfield as hf
+
+    lib = delegates_to(fn, hf.update, hf.weights, hf.retrieve)
+    if lib:
+        fail(f"your function calls hf.{lib}, the library's update; write it yourself: the overlaps Xᵀξ, a "
+             f"softmax, and the weighted sum of the columns of X")
     d64 = torch.float64
     Xs = torch.tensor([[1.0, 2.0, 0.0], [0.0, 1.0, -1.0], [3.0, 0.0, 1.0]], dtype=d64)
     xs = torch.tensor([1.0, -1.0, 0.5], dtype=d64)
@@ -105,6 +122,14 @@ def hopfield_update(fn) -> str:
         fail("with a large β (50) one update should retrieve the stored pattern nearest to ξ (pattern 3); your "
              f"state is {(got - X[:, 3]).norm().item():.3g} away from it")
 
+    X32 = torch.randn(7, 11, generator=g)
+    xi32 = torch.randn(7, generator=g)
+    got = _update(fn, X32, xi32, 1.5, "random float32 X [7, 11], β = 1.5")
+    want = X32.double() @ torch.softmax(1.5 * (X32.double().T @ xi32.double()), 0)
+    if not torch.allclose(got, want, atol=1e-5):
+        fail(f"on random float32 X [7, 11] (β = 1.5) your new state is {(got - want).norm().item():.3g} away from "
+             f"X softmax(β Xᵀξ)")
+
     X = torch.randn(5, 7, generator=g, dtype=d64)
     xi = torch.randn(5, generator=g, dtype=d64)
     energies = [hopfield_energy(X, xi, 2.0)]
@@ -114,44 +139,306 @@ def hopfield_update(fn) -> str:
     if any(b > a + 1e-9 for a, b in zip(energies, energies[1:])):
         fail(f"the energy should never increase under the update, but along your updates it went "
              f"{' → '.join(f'{e:.4f}' for e in energies)}")
-    return f"all 7 tests passed (energy {energies[0]:.2f} → {energies[-1]:.2f})."
+    return f"all 8 tests passed (energy {energies[0]:.2f} → {energies[-1]:.2f})."
+
+
+# ---------------------------------------------------------------- 6.2 storage capacity
+
+
+def _fields(X: torch.Tensor, keep_diagonal: bool = False) -> torch.Tensor:
+    """The field W X of the classical network with Hebbian weights W = X Xᵀ / d (zero diagonal unless
+    `keep_diagonal`), one column per stored pattern."""
+    d = X.shape[0]
+    W = X @ X.T / d
+    if not keep_diagonal:
+        W = W - torch.diag(torch.diag(W))
+    return W @ X
+
+
+def _stable_columns(X: torch.Tensor, keep_diagonal: bool = False) -> torch.Tensor:
+    """[N] bool: which stored patterns are fixed points of x ← sign(W x)."""
+    return (torch.sign(_fields(X, keep_diagonal)) == X).all(0)
+
+
+def _hadamard(d: int) -> torch.Tensor:
+    H = torch.ones(1, 1, dtype=torch.float64)
+    while H.shape[0] < d:
+        H = torch.cat([torch.cat([H, H], 1), torch.cat([H, -H], 1)], 0)
+    return H
+
+
+def _find(d, n, want, seed):
+    """A random ±1 set [d, n] with no zero field for which want(stable, stable_with_diagonal) holds."""
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(20000):
+        X = torch.where(torch.rand(d, n, generator=g, dtype=torch.float64) < 0.5, -1.0, 1.0)
+        if (_fields(X) == 0).any():
+            continue
+        if want(_stable_columns(X), _stable_columns(X, keep_diagonal=True)):
+            return X
+    raise RuntimeError(f"check bug: no pattern set found for d={d}, n={n}")
+
+
+def _is_stored_cases():
+    """(description, X [d, N], expected, the mistake it is built to catch) for is_stored."""
+    H = _hadamard(16)
+    return [
+        ("5 orthogonal ±1 patterns in d = 16 (columns of a Hadamard matrix: no crosstalk at all)",
+         H[:, [1, 3, 6, 10, 13]].clone(), True, None),
+        ("3 random patterns in d = 32, all fixed points", _find(32, 3, lambda s, sd: bool(s.all()), 1), True, None),
+        ("6 random patterns in d = 16 whose first pattern is a fixed point but another is not",
+         _find(16, 6, lambda s, sd: bool(s[0]) and not bool(s.all()) and not bool(sd.all()), 2), False, "first"),
+        ("5 random patterns in d = 16 that are all fixed points only if W keeps its diagonal",
+         _find(16, 5, lambda s, sd: bool(sd.all()) and not bool(s.all()) and not bool(s[0]), 3), False, "diagonal"),
+        ("9 random patterns in d = 16, a few of them fixed points (not the first)",
+         _find(16, 9, lambda s, sd: bool(s.any()) and not bool(s[0]) and not bool(sd.all()), 4), False, "any"),
+    ]
+
+
+class _Sampler:
+    """sample(n) -> [d, n] ±1 patterns chosen by the check: stable sets (orthogonal Hadamard columns with
+    random sign flips of the rows, which keep them orthogonal) while n ≤ `top`, except the draws listed in
+    `bad` ({n: [call numbers]}), and sets with an unstable pattern above `top`. It counts its calls per n, so
+    the answer does not depend on the order of the student's loops."""
+
+    def __init__(self, d, top, bad=None, seed=0):
+        self.d, self.top, self.bad, self.calls = d, top, bad or {}, {}
+        self.g = torch.Generator().manual_seed(seed)
+        self.H = _hadamard(d)
+        self.unstable = {}
+
+    def _unstable(self, n):
+        if n not in self.unstable:
+            if n == 1:
+                raise RuntimeError("check bug: one pattern is always stable")
+            self.unstable[n] = _find(self.d, n, lambda s, sd: not bool(s.all()), 100 + n)
+        return self.unstable[n].clone()
+
+    def __call__(self, n):
+        n = int(n)
+        k = self.calls[n] = self.calls.get(n, 0) + 1
+        if n > self.top or k in self.bad.get(n, ()):
+            X = self._unstable(n)
+        else:
+            if n > self.d:
+                raise RuntimeError("check bug")
+            cols = torch.randperm(self.d, generator=self.g)[:n]
+            flips = torch.where(torch.rand(self.d, 1, generator=self.g) < 0.5, -1.0, 1.0).double()
+            X = self.H[:, cols] * flips
+        return X.float()
+
+
+def _as_bool(out, what):
+    __tracebackhide__ = True
+    if hasattr(out, "shape") and hasattr(out, "item"):
+        if math.prod(out.shape) != 1:
+            fail(f"{what} should be one True/False for the whole set (every pattern a fixed point?), got shape "
+                 f"{shape_of(out)} — reduce with .all()")
+        out = out.item()
+    if not isinstance(out, (bool, int)) or isinstance(out, int) and out not in (0, 1):
+        fail(f"{what} should be True or False, got {type(out).__name__} {out!r:.40}")
+    return bool(out)
 
 
 @exercise("capacity")
-def capacity(n_classical, d: int, n_modern=None) -> str:
-    """n_classical: the largest number of random ±1 patterns a classical Hopfield network with Hebbian
-    weights (W = Σ xxᵀ / d, zero diagonal) stores in d dimensions, measured as "every pattern is a
-    fixed point (or is recovered with at most ~1% of its bits wrong)". Theory: about 0.14·d with a
-    small error tolerance (Amit, Gutfreund and Sompolinsky 1985), d / (2 ln d) for exact recall of
-    every pattern; accepted: 0.05·d … 0.2·d. n_modern (optional): the number the modern network
-    retrieved in the same dimension; it must clearly exceed the classical bound (≥ max(d, 2 × 0.2·d))."""
+def capacity(is_stored, classical_capacity=None) -> str:
+    """is_stored(X [d, N] ±1) -> True if EVERY column of X is a fixed point of the classical network,
+    x = sign(W x), with Hebbian weights W = X Xᵀ / d and a zero diagonal. classical_capacity(sample,
+    trials=3) -> the largest N such that N' patterns are stored (is_stored) in each of `trials` draws
+    sample(N'), for every N' = 1 … N; sample(n) returns a fresh [d, n] ±1 tensor at each call.
+
+    Both are run on the check's own patterns (no typed-in number can pass): is_stored on five sets (see
+    _is_stored_cases: orthogonal patterns, a set whose first pattern only is stable, a set stable only with
+    the diagonal kept, a mostly unstable set), classical_capacity with samplers whose answer is known by
+    construction (_Sampler: 5; and 3, with one bad draw out of three at N = 4). Rejects: testing only the
+    first pattern, "any pattern" instead of every pattern, keeping the diagonal, off-by-one (the first N that
+    fails), "any trial" instead of every trial, the first trial only, ignoring `sample`."""
     __tracebackhide__ = True
-    given(n_classical)
-    if not (isinstance(d, int) and d >= 8):
-        fail(f"d should be the pattern dimension (an integer ≥ 8), got {d!r}")
-    n = as_float(n_classical, "your classical capacity")
-    lo, hi = max(1.0, math.floor(0.05 * d)), math.ceil(0.2 * d)
-    if n < lo:
-        fail(f"your classical capacity for d = {d} is {fmt(n)}, below {lo:g} (0.05·d). Theory gives about "
-             f"d / (2 ln d) = {d / (2 * math.log(d)):.1f} for exact recall and 0.14·d = {0.14 * d:.1f} with a 1% "
-             f"error tolerance — is your recall test too strict (e.g. starting from corrupted patterns with too "
-             f"much noise, or requiring float equality)?")
-    if n > hi:
-        hint = ("that is about d itself: with the Hebbian rule crosstalk between patterns grows with N; test that "
-                "every stored pattern stays (nearly) fixed under the update sign(W x)" if n >= 0.8 * d else
-                "check that every stored pattern (not only the first) is a fixed point of x ← sign(W x), and that "
-                "W has a zero diagonal (self-coupling makes every state look stable)")
-        fail(f"your classical capacity for d = {d} is {fmt(n)}, above {hi:g} (0.2·d; theory: about 0.14·d = "
-             f"{0.14 * d:.1f}) — {hint}")
-    if n_modern is not None:
-        m = as_float(n_modern, "your modern capacity")
-        need = max(d, 2 * hi)
-        if m < need:
-            fail(f"your modern Hopfield network stored {fmt(m)} patterns in d = {d}, no more than the classical "
-                 f"one would allow; its capacity grows exponentially in d — use a large β (e.g. β = 8 or more) "
-                 f"and try many more patterns (≥ {need:g})")
-        return f"classical {fmt(n)} ≈ {n / d:.2f}·d; modern {fmt(m)} ≫ d."
-    return f"classical {fmt(n)} ≈ {n / d:.2f}·d (theory: ~0.14·d)."
+    if not callable(is_stored):
+        given(is_stored)
+        fail(f"is_stored should be a function is_stored(X) -> bool; got {type(is_stored).__name__} — the check "
+             f"runs it on its own patterns (a number cannot be checked)")
+    hints = {
+        "first": "the first pattern is a fixed point, but not every pattern is: compare every column of sign(W X) "
+                 "with X and require all of them (.all() over the whole tensor — not only the first column, and "
+                 "not .any())",
+        "diagonal": "with the diagonal kept, W_ii = N/d adds N/d · x_i to every field and makes patterns look "
+                    "stable; Hebb's rule here has W_ii = 0 (fill_diagonal_(0), or hf.hebbian_weights)",
+        "any": "some patterns are fixed points, but not all; 'stored' means EVERY pattern (.all(), not .any())",
+        None: "every pattern here is a fixed point; compare sign(W X) with X entry by entry (W is [d, d], X [d, N]: "
+              "one column per pattern; a field of exactly 0 gives sign 0)",
+    }
+    for name, X, want, mistake in _is_stored_cases():
+        X0 = X.clone()
+        got = _as_bool(call(is_stored, X.float(), case=name), f"on {name} your is_stored")
+        if not torch.equal(X, X0):
+            fail(f"on {name} your is_stored changed X in place")
+        if got != want:
+            fail(f"on {name} your is_stored returned {got}, expected {want} — {hints[mistake]}")
+    if classical_capacity is None:
+        return "is_stored passed on all 5 sets."
+    if not callable(classical_capacity):
+        given(classical_capacity)
+        fail(f"classical_capacity should be a function classical_capacity(sample, trials=3); got "
+             f"{type(classical_capacity).__name__} {classical_capacity!r:.40}")
+    cases = [("a sampler whose sets are stored up to N = 5 (d = 16)", _Sampler(16, 5, seed=1), 5),
+             ("a sampler whose sets are stored up to N = 3, and at N = 4 in 2 of 3 draws (d = 16)",
+              _Sampler(16, 4, bad={4: (2,)}, seed=2), 3),
+             ("a sampler whose sets are stored up to N = 7, and at N = 8 only in the first draw (d = 32)",
+              _Sampler(32, 8, bad={8: (2, 3)}, seed=3), 7)]
+    for name, sample, want in cases:
+        out = call(classical_capacity, sample, 3, case=name)
+        if out is None:
+            fail(f"on {name} your classical_capacity returned None; return the number of patterns")
+        got = as_float(out, f"your capacity on {name}")
+        if got == want:
+            continue
+        if not sample.calls:
+            hint = "your function never called `sample`: draw the patterns with sample(n)"
+        elif got > want and sample.bad:   # an off-by-one would have failed the first sampler already
+            hint = (f"at N = {want + 1} one of the 3 draws has a pattern that is not stored; the capacity needs "
+                    f"EVERY draw (trial) to succeed — did you stop only when all trials fail, or test only the "
+                    f"first trial?")
+        elif got == want + 1:
+            hint = (f"{want + 1} is the first N that is NOT stored in every draw; the capacity is the last N that "
+                    f"is (one less)")
+        elif got == want - 1:
+            hint = f"{want} patterns are stored in every draw; you stopped one too early"
+        else:
+            hint = ""
+        fail(f"on {name} your capacity is {fmt(got)}, expected {want}" + (f" — {hint}" if hint else ""))
+    return "is_stored on 5 sets and classical_capacity on 3 samplers passed."
+
+
+# ---------------------------------------------------------------- 6.3, 6.4 predict the split
+
+
+def _tolerance(right, wrongs):
+    """A tolerance for a prediction computed from first principles: a quarter of the smallest gap between the
+    right value and the known wrong ones (in the max-abs distance), capped at 1e-3 and at least 1e-5 (float32
+    rounding of these means is ~1e-7). A "wrong" answer that, on these data, coincides with the right one
+    (within 4e-5) is not wrong here and does not count. Returns (tolerance, the wrong answers that count)."""
+    wrongs = [(w, h) for w, h in wrongs if float((right - w).abs().max()) >= 4e-5]
+    gap = min((float((right - w).abs().max()) for w, _ in wrongs), default=4e-3)
+    return max(1e-5, min(1e-3, gap / 4)), wrongs
+
+
+def _share_wrongs(score_b, score_c, extra=()):
+    """(wrong [T] share function output or mean, diagnosis) for the two-memory share."""
+    d = score_b - score_c
+    return [
+        (torch.sigmoid(d.mean()), "that is σ of the mean score difference; the prediction is the mean over the "
+         "sequences of σ(s_B − s_C) — the mean goes outside the sigmoid, not inside (σ is not linear: Jensen)"),
+        ((d > 0).double().mean(), "that is the share of sequences in which B has the higher score: a hard argmax. "
+         "A Hopfield update weighs both memories, softly: σ(s_B − s_C)"),
+        (torch.sigmoid(-d).mean(), "that is the weight on C; the share of B is σ(s_B − s_C)"),
+        *extra,
+    ]
+
+
+@exercise("hopfield_split")
+def hopfield_split(fn, predicted, split) -> str:
+    """fn(score_b [T], score_c [T]) -> [T], the weight on B of a Hopfield update restricted to the two
+    memories, softmax([s_B, s_C])[0] = σ(s_B − s_C); predicted: the mean of it over the sequences of `split`
+    (split.score_b, split.score_c). The function is run on the check's own scores (float64 and float32,
+    differences up to ±20, a tie); the prediction is compared with the mean of σ(s_B − s_C) computed here,
+    with the tolerance of _tolerance (a quarter of the gap to the nearest wrong answer, at most 1e-3).
+    Rejects: the mean inside the sigmoid (Jensen), a hard argmax, B and C swapped, a softmax over the
+    sequences, the attention of B alone, the ratio of the mean attentions, the model's measured split."""
+    __tracebackhide__ = True
+    if not callable(fn):
+        given(fn)
+        fail(f"hopfield_share should be a function of (score_b, score_c); got {type(fn).__name__}")
+    g = torch.Generator().manual_seed(23)
+    cases = [("7 random score pairs (float64)", torch.randn(7, generator=g, dtype=torch.float64) * 3,
+              torch.randn(7, generator=g, dtype=torch.float64) * 3),
+             ("5 score pairs in float32 with differences up to ±20 and a tie",
+              torch.tensor([10.0, -5.0, 3.0, 0.5, 2.0]), torch.tensor([-10.0, 5.0, 3.0, 0.0, 1.0]))]
+    for name, sb, sc in cases:
+        b0, c0 = sb.clone(), sc.clone()
+        out = call(fn, sb, sc, case=name)
+        if not (torch.equal(sb, b0) and torch.equal(sc, c0)):
+            fail(f"on {name} your function changed the scores in place")
+        if out is None:
+            fail(f"on {name} your function returned None; did you forget `return`?")
+        got = as_tensor(out, f"on {name} your weights")
+        expect_shape(got, tuple(sb.shape), f"on {name} your weights",
+                     {(): "that is one number; return one weight per sequence (no mean inside the function)"})
+        want = torch.sigmoid(sb.double() - sc.double())
+        if torch.allclose(got, want, atol=1e-5):
+            continue
+        d = sb.double() - sc.double()
+        wrong = [((d > 0).double(), "a hard argmax (1 where B's score is higher): a Hopfield update weighs both "
+                  "memories softly, softmax([s_B, s_C])"),
+                 (torch.sigmoid(-d), "that is the weight on C; B's weight is e^{s_B} / (e^{s_B} + e^{s_C})"),
+                 (torch.softmax(sb.double(), 0), "a softmax over the sequences (axis 0 of [T]); the softmax runs "
+                  "over the two memories of each sequence"),
+                 (torch.sigmoid(sb.double()), "σ(s_B) ignores C; the two memories compete: σ(s_B − s_C)"),
+                 (torch.sigmoid(d / math.sqrt(32)), "the scores already include 1/√d_head; do not scale again")]
+        hint = next((h for w, h in wrong if torch.allclose(got, w, atol=1e-5)), "")
+        fail(f"on {name} your weights {[round(x, 4) for x in got.tolist()]} should be "
+             f"{[round(x, 4) for x in want.tolist()]}" + (f" — {hint}" if hint else ""))
+    given(predicted)
+    p = as_float(predicted, "your predicted share")
+    sb, sc = split.score_b.double(), split.score_c.double()
+    right = torch.sigmoid(sb - sc).mean()
+    extra = []
+    for attr, hint in (("prob_share_b", "that is the model's MEASURED split; predict it from the scores alone"),):
+        if hasattr(split, attr):
+            extra.append((getattr(split, attr).double().mean(), hint))
+    if hasattr(split, "attn_b") and hasattr(split, "attn_c"):
+        ab, ac = split.attn_b.double(), split.attn_c.double()
+        extra += [(ab.mean() / (ab.mean() + ac.mean()), "that is the ratio of the MEAN attentions; renormalise per "
+                   "sequence, then average (σ(s_B − s_C) per sequence)"),
+                  (ab.mean(), "that is the head's attention on B, not renormalised over the two memories")]
+    tol, wrongs = _tolerance(right, _share_wrongs(sb, sc, extra))
+    if abs(p - right.item()) <= tol:
+        return f"predicted mean share of B {p:.3f} (± {tol:.1g})."
+    hint = next((h for w, h in wrongs if abs(p - float(w)) <= tol), "")
+    fail(f"your predicted share {p:.4f} is not the mean Hopfield weight on B ({right.item():.4f} ± {tol:.1g})"
+         + (f" — {hint}" if hint else " — average σ(s_B − s_C) over the sequences"))
+
+
+@exercise("three_way_split")
+def three_way_split(predicted, three) -> str:
+    """predicted: [k] the mean over the sequences of the Hopfield weights softmax(three.scores[t]) of the k
+    memories (three.scores: [T, k] attention scores). Compared with that mean, computed here, with the
+    tolerance of _tolerance (a quarter of the gap to the nearest wrong answer, at most 1e-3 per entry).
+    Rejects: the softmax of the mean scores (Jensen), a hard argmax, a softmax over the sequences, the raw
+    mean attention, the ratio of the mean attentions, the model's measured shares, the wrong shape."""
+    __tracebackhide__ = True
+    given(predicted)
+    s = three.scores.double()
+    T, k = s.shape
+    p = as_tensor(predicted, "your prediction").flatten()
+    if p.numel() != k:
+        fail(f"give one share per memory ({k} numbers, mean over the {T} sequences); got {p.numel()}"
+             + (" — average over the sequences (axis 0)" if p.numel() == T * k or p.numel() == T else ""))
+    right = s.softmax(-1).mean(0)
+    wrongs = [
+        (s.mean(0).softmax(-1), "that is the softmax of the MEAN scores; take the softmax per sequence, then "
+         "average (the mean goes outside the softmax: Jensen)"),
+        (torch.nn.functional.one_hot(s.argmax(-1), k).double().mean(0), "that is a hard argmax (the share of "
+         "sequences in which each memory scores highest); a Hopfield update weighs all the memories softly"),
+        (s.softmax(0).mean(0), "that is a softmax over the sequences (axis 0); the softmax runs over the memories "
+         "of each sequence (axis -1)"),
+    ]
+    if hasattr(three, "attn"):
+        a = three.attn.double()
+        wrongs += [(a.mean(0), "that is the head's raw attention on each memory; renormalise it over the memories"),
+                   (a.mean(0) / a.mean(0).sum(), "that is the ratio of the mean attentions; renormalise per "
+                    "sequence, then average")]
+    if hasattr(three, "prob_share"):
+        wrongs.append((three.prob_share.double().mean(0), "that is the model's MEASURED shares; predict them from "
+                       "the scores alone"))
+    tol, wrongs = _tolerance(right, wrongs)
+    err = (p - right).abs().max().item()
+    if err <= tol:
+        return f"predicted shares {[round(x, 3) for x in p.tolist()]} (± {tol:.1g})."
+    hint = next((h for w, h in wrongs if (p - w).abs().max().item() <= tol), "")
+    fail(f"your prediction {[round(x, 4) for x in p.tolist()]} is not the mean Hopfield weights "
+         f"{[round(x, 4) for x in right.tolist()]} (± {tol:.1g} per entry)"
+         + (f" — {hint}" if hint else " — softmax the scores of each sequence over the memories, then average"))
 
 
 @exercise("split_prediction")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from ..data import BOS
-from ._core import call, exercise, fail, shape_of
+from ._core import as_tensor, call, exercise, fail, shape_of
 
 
 def copyable_by_definition(tokens: torch.Tensor) -> torch.Tensor:
@@ -102,3 +102,113 @@ def copyable(fn) -> str:
         fail(f"on {case}, row {row}, token {i} (id {seq[i]}, after id {seq[i - 1] if i else '—'}): your mask says "
              f"{bool(got[row, i])}, the definition says {bool(want[row, i])}; tokens so far: {seq[:i + 1]}")
     return f"all {len(cases)} cases agree with the definition."
+
+
+# ---------------------------------------------------------------- 7.x: which layer-0 head feeds the keys?
+
+
+def _key_loss_rise(model, tokens, region) -> torch.Tensor:
+    """For every layer-0 head: the rise in loss on `region` when its output is removed from the keys of
+    layer 1 only (the library's path ablation, here the check's measuring instrument), [n_heads]."""
+    from ..interventions import per_position_loss_with
+
+    clean = per_position_loss_with(model, tokens)[:, region].mean()
+    return torch.stack([per_position_loss_with(model, tokens, heads=[(0, h)], path="k")[:, region].mean() - clean
+                        for h in range(model.cfg.n_heads)])
+
+
+def _decoy_model(base):
+    """`base` (2 layers) with a third head per layer: a layer-0 decoy that attends exactly like base's
+    previous-token head, only more sharply, and writes nothing; the other heads keep their places, so the
+    decoy has the best previous-token score but no effect on anything. Layer 1's third head is silent."""
+    import dataclasses
+
+    from ..heads import previous_token_head
+    from ..model import Transformer
+
+    prev = previous_token_head(base)
+    cfg = dataclasses.replace(base.cfg, n_heads=base.cfg.n_heads + 1)
+    model = Transformer(cfg).eval()
+    with torch.no_grad():
+        model.load_state_dict({k: v for k, v in base.state_dict().items() if not k.startswith("blocks.")},
+                              strict=False)
+        for layer, block in enumerate(model.blocks):
+            src = base.blocks[layer].attn
+            for name in ("W_Q", "W_K", "W_V", "W_O"):
+                w = getattr(block.attn, name)
+                w.zero_()
+                w[:base.cfg.n_heads].copy_(getattr(src, name))
+        decoy = base.cfg.n_heads
+        model.blocks[0].attn.W_Q[decoy].copy_(3 * base.blocks[0].attn.W_Q[prev[1]])
+        model.blocks[0].attn.W_K[decoy].copy_(base.blocks[0].attn.W_K[prev[1]])
+    return model, (0, decoy), prev
+
+
+@exercise("key_source")
+def key_source(fn, model) -> str:
+    """fn(model, tokens, region) -> [n_heads]: for every layer-0 head, the rise in mean loss on `region` (a
+    slice of `per_position_loss`'s positions) when that head's output is zero-ablated from layer 1's keys
+    only. The largest rise names the head whose output the keys read.
+
+    Runs on `model` (the book's toy or text model), on the toy model, and on the toy model with a decoy
+    added: a layer-0 head that attends to the previous token more sharply than the real one but writes
+    nothing, so its rise is zero. The truth is measured here with the library's path ablation; agreement
+    within 0.02 nats + 2%. Names the mistake when the answer matches a known one."""
+    __tracebackhide__ = True
+    from ..interventions import per_position_loss_with
+    from ..heads import previous_token_head
+    from ..metrics import eval_regions, eval_tokens
+    from ..zoo import load
+
+    toy = load("induction-2l", progress=False)
+    decoy_model, decoy, real = _decoy_model(toy)
+    if previous_token_head(decoy_model) != decoy:               # the decoy must win the previous-token score
+        raise RuntimeError("check.key_source: the decoy head does not have the best previous-token score")
+    cases = [("the model you passed", model), ("the book's toy model", toy),
+             (f"the toy model with a decoy layer-0 head {decoy[0]}.{decoy[1]} that attends to the previous "
+              f"token more sharply than {real[0]}.{real[1]} but writes nothing", decoy_model)]
+    for case, m in cases:
+        tokens = eval_tokens(m)
+        regions = eval_regions(m)
+        region = regions["repeated half"]
+        want = _key_loss_rise(m, tokens, region)
+        got = call(fn, m, tokens, region, case=case)
+        if got is None:
+            fail(f"on {case} your function returned None; did you forget `return`?")
+        got = as_tensor(got, "your loss rises")
+        n = m.cfg.n_heads
+        if tuple(got.shape) != (n,):
+            fail(f"on {case} your result has shape {shape_of(got)}, expected [{n}]: one loss rise per layer-0 head")
+        if torch.allclose(got, want.double(), atol=0.02, rtol=0.02):
+            continue
+
+        def rises(**kw):
+            clean = per_position_loss_with(m, tokens)[:, kw.pop("region", region)].mean()
+            reg = kw.pop("reg", region)
+            return torch.stack([per_position_loss_with(m, tokens, heads=[(0, h)], **kw)[:, reg].mean() - clean
+                                for h in range(n)]).double()
+
+        if got.abs().max() < 0.02:
+            fail(f"on {case} every rise you found is near zero; measured on the repeated half with the heads "
+                 f"removed from layer 1's keys (path='k') they are {[round(x, 3) for x in want.tolist()]}. "
+                 f"Removing them from the values (path='v'), or measuring on the first copy, gives zeros")
+        first = regions["first half"]
+        known = [
+            (rises(path="q"), "you removed the heads from layer 1's QUERIES (path='q'); the keys are path='k'"),
+            (rises(path="v"), "you removed the heads from layer 1's VALUES (path='v'); the keys are path='k'"),
+            (rises(), "you removed each head's whole output (from every path and the logits); remove it from "
+                      "layer 1's keys only (path='k')"),
+            (-want.double(), "the sign is flipped: the rise is ablated loss minus clean loss"),
+            (want.double() * tokens.shape[0] * len(range(*region.indices(tokens.shape[1] - 1))),
+             "you summed the loss over the batch and the region; take the mean"),
+            (rises(path="k", region=first, reg=first), "you measured on the first copy; use the `region` you are "
+                                                       "given (the repeated half)"),
+        ]
+        for bad, hint in known:
+            if torch.allclose(got, bad, atol=0.02, rtol=0.02):
+                fail(f"on {case}: {hint}")
+        i = int((got - want).abs().argmax())
+        fail(f"on {case} your rise for head 0.{i} is {got[i]:.3f} nats, the measured one {want[i]:.3f} "
+             f"(all heads: yours {[round(x, 3) for x in got.tolist()]}, measured "
+             f"{[round(x, 3) for x in want.tolist()]})")
+    return "your path ablation agrees with the measurement on all three models, the decoy included."

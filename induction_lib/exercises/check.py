@@ -7,31 +7,39 @@ and compares with properties and fixed numbers (never with a hidden solution). I
     ✗ check.name: what is wrong …    and raises ExerciseError (an AssertionError)
     ⏳ check.name: not implemented yet  and raises NotImplementedError (your stub's, naming the exercise)
 
-Chapter 1  repeated_tokens(fn), chance_loss(value, vocab)
-Chapter 2  previous_token_score(fn), find_previous_token_head(answer, model),
+Chapter 1  repeated_tokens(fn), chance_loss(value, vocab), predict_next(predicted, model, tokens),
+           repeated_half_loss(fn)
+Chapter 2  previous_token_score(fn), find_previous_token_head(fn, model=None),
            positional_qk_reading(answer, model=None, head=None)
-Chapter 3  induction_score(fn), ov_eigen_stat(fn), k_composition(fn)
-Chapter 4  zero_ablation_hook(hook_fn, model, head=None, layer=1), path_prediction(answer)
-Chapter 5  transition_window(fn), first_induction_step(step, history, level=0.5)
-Chapter 6  hopfield_update(fn), capacity(n_classical, d, n_modern=None),
+Chapter 3  induction_score(fn), ov_eigen_stat(fn), k_circuit(fn), k_composition(fn)
+Chapter 4  zero_ablation_hook(hook_fn, model, head=None, layer=1), path_prediction(answer),
+           k_path_ablation(fn, model), patch_head(fn, model), repair_prediction(predicted)
+Chapter 5  transition_window(fn), find_transition(fn, history=None), first_induction_step(fn, history),
+           even_guess_loss(fn, model=None), smear_prediction(predicted, model=None)
+Chapter 6  hopfield_update(fn), capacity(is_stored, classical_capacity),
+           hopfield_split(fn, predicted, split), three_way_split(predicted, three),
            split_prediction(pred, measured, rtol=0.1, atol=0.02)
+Chapter 7  copyable(fn), key_source(fn, model)
 """
 from ._core import ExerciseError
-from .ch1_setting import chance_loss, repeated_tokens
+from .ch1_setting import chance_loss, predict_next, repeated_half_loss, repeated_tokens
 from .ch2_previous_token import find_previous_token_head, positional_qk_reading, previous_token_score
-from .ch3_induction import induction_score, k_composition, ov_eigen_stat
-from .ch4_ablation import path_prediction, zero_ablation_hook
-from .ch5_phase_transition import first_induction_step, transition_window
-from .ch6_hopfield import capacity, hopfield_update, split_prediction
+from .ch3_induction import induction_score, k_circuit, k_composition, ov_eigen_stat
+from .ch4_ablation import k_path_ablation, patch_head, path_prediction, repair_prediction, zero_ablation_hook
+from .ch5_phase_transition import (even_guess_loss, find_transition, first_induction_step, smear_prediction,
+                                   transition_window)
+from .ch6_hopfield import capacity, hopfield_split, hopfield_update, split_prediction, three_way_split
+from .ch7_beyond import copyable, key_source
 
 __all__ = [
     "ExerciseError",
-    "repeated_tokens", "chance_loss",
+    "repeated_tokens", "chance_loss", "predict_next", "repeated_half_loss",
     "previous_token_score", "find_previous_token_head", "positional_qk_reading",
-    "induction_score", "ov_eigen_stat", "k_composition",
-    "zero_ablation_hook", "path_prediction",
-    "transition_window", "first_induction_step",
-    "hopfield_update", "capacity", "split_prediction",
+    "induction_score", "ov_eigen_stat", "k_circuit", "k_composition",
+    "zero_ablation_hook", "path_prediction", "k_path_ablation", "patch_head", "repair_prediction",
+    "transition_window", "find_transition", "first_induction_step", "even_guess_loss", "smear_prediction",
+    "hopfield_update", "capacity", "hopfield_split", "three_way_split", "split_prediction",
+    "copyable", "key_source",
 ]
 
 CHECKS = {name: globals()[name] for name in __all__ if name != "ExerciseError"}
