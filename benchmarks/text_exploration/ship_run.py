@@ -2,7 +2,10 @@
 
     python benchmarks/text_exploration/ship_run.py RUN_DIR RECIPE [--verify STEPS] [--ship]
 
-The recipe must be the run's configuration (same model, TrainConfig apart from snapshot_steps, data spec),
+The recipe must be the run's configuration (same model, TrainConfig apart from snapshot_steps and steps, data
+spec). A recipe with fewer steps than the run (constant schedule only) takes the run's weights at that step
+(snaps/STEP.pt) and its history up to there: the training loop stops before the update at its last step, so
+that is exactly what training the recipe gives. Its time is the run's CPU time at that step (log.txt).
 so that `make models` would produce the same weights; --verify N retrains the recipe for N steps (constant
 schedule: the first N steps do not depend on the total) and requires the weights to equal the run's
 snapshot at step N bit for bit. The history keeps the recipe's snapshot steps only. Without --ship the
@@ -36,12 +39,29 @@ def main():
     run_train = dict(run["train_cfg"])
     want = recipe.train.to_dict()
     for k in set(run_train) | set(want):
-        if k != "snapshot_steps":
+        if k not in ("snapshot_steps", "steps"):
             assert run_train.get(k) == want.get(k), f"train config differs in {k}: {run_train.get(k)} vs {want.get(k)}"
     data = zoo.make_data(recipe.data, model_cfg)
     tok_run = open(os.path.join(a.run, "tokenizer.json")).read()
     assert json.loads(tok_run) == json.loads(data.tokenizer.to_json()), "tokenizer differs from the run's"
     hist = History.from_dict(run["history"])
+    n = recipe.train.steps
+    seconds = run["meta"]["seconds"]
+    state = run["state_dict"]
+    if n != run_train["steps"]:
+        assert n < run_train["steps"] and recipe.train.schedule == "constant", "only a constant schedule truncates"
+        keep = [i for i, s in enumerate(hist.steps) if s <= n]
+        for key in ("steps", "train_loss", "repeat_loss", "first_half_loss", "icl", "prev_token", "induction"):
+            setattr(hist, key, [getattr(hist, key)[i] for i in keep])
+        hist.every_step_loss = hist.every_step_loss[:n + 1]
+        assert hist.steps[-1] == n
+        if hist.formed_step is not None and hist.formed_step > n:
+            hist.formed_step, hist.formed_seconds = None, None
+        state = torch.load(os.path.join(a.run, "snaps", f"{n}.pt"), weights_only=True)
+        line = next(l for l in open(os.path.join(a.run, "log.txt")) if l.startswith(f"step {n:6d}"))
+        seconds = 60 * float(line.split("cpu")[1].split("min")[0])
+        hist.seconds = seconds
+        print(f"truncated to step {n}: cpu {seconds / 60:.1f} min")
     missing = set(recipe.train.snapshot_steps) - set(hist.snapshots)
     assert not missing, f"the run has no snapshot at {sorted(missing)}"
     hist.snapshots = {s: hist.snapshots[s] for s in recipe.train.snapshot_steps}
@@ -53,14 +73,14 @@ def main():
         print(f"retrained {a.verify} steps: weights {'identical' if same else 'DIFFERENT'} to the run's")
         assert same
     model = zoo.Transformer(model_cfg)
-    model.load_state_dict(run["state_dict"])
+    model.load_state_dict(state)
     if a.ship:
         path = zoo.SHIPPED_DIR / f"{recipe.name}.pt"
         zoo.save_checkpoint(path, recipe, model, hist, snapshot_dtype=torch.float16, extras=zoo.text_extras(data))
         entries = zoo.manifest()
         entries[recipe.name] = {"recipe_hash": recipe.hash(), "sha256": zoo.sha256(path),
                                 "bytes": path.stat().st_size, "torch": torch.__version__, "cpu": zoo.cpu_name(),
-                                "threads": recipe.train.threads, "seconds": round(run["meta"]["seconds"], 1)}
+                                "threads": recipe.train.threads, "seconds": round(seconds, 1)}
         zoo._write_atomic(zoo.MANIFEST, (json.dumps(entries, indent=1, sort_keys=True) + "\n").encode())
     else:
         path = zoo.checkpoint_path(recipe)
