@@ -1,4 +1,4 @@
-"""The phase-transition sweep of chapter 5: the default recipe over seeds, learning rates, vocabularies
+"""The phase-change sweep of chapter 6: the default recipe over seeds, learning rates, vocabularies
 and context lengths, and with the full next-token loss. Writes each run's curves (not only its
 transition step) to book/data/phase_sweep.json, so the chapter runs the detection on the stored curves.
 
@@ -69,7 +69,7 @@ def main(argv=None) -> None:
         commands = old.get("commands") or ([old["command"]] if "command" in old else [])
     commands.append(shlex.join(["python", Path(sys.argv[0]).as_posix()] + sys.argv[1:]))
     result = {
-        "description": "Transition step of the default recipe over seeds and settings (chapter 5).",
+        "description": "Transition step of the default recipe over seeds and settings (chapter 6).",
         "commands": commands,
         "threads": args.threads, "torch": torch.__version__, "python": platform.python_version(),
         "machine": platform.machine(), "base_recipe": BASE, "base_recipe_hash": zoo.RECIPES[BASE].hash(),

@@ -133,13 +133,14 @@ def full_qk_circuit(model, layer: int, head: int) -> torch.Tensor:
 def positional_qk_circuit(model, layer: int, head: int) -> torch.Tensor:
     """Position-position QK circuit W_pos W_QK W_posᵀ: [query position, key position].
 
-    Exact for every layer with shortformer positions (added afresh to queries and keys at each layer);
-    with standard positions, exact for layer 0 and the direct term only for later layers. Entries above
-    the diagonal are masked in the model (a query never sees later keys). A previous-token head shows a
-    bright sub-diagonal.
+    Exact for every layer with shortformer positions (added afresh to queries and keys
+    at each layer); with standard positions, exact for layer 0 and the direct term only
+    for later layers. Entries above the diagonal are masked in the model (a query never
+    sees later keys). A previous-token head shows a bright sub-diagonal.
     """
     _no_layernorm(model)
-    return (model.W_pos.detach() @ qk_matrix(model, layer, head) @ model.W_pos.detach().T).AB
+    W_pos = model.W_pos.detach()
+    return (W_pos @ qk_matrix(model, layer, head) @ W_pos.T).AB
 
 
 def k_composition_circuit(model, src: tuple[int, int], dst: tuple[int, int]) -> torch.Tensor:

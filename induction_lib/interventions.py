@@ -346,3 +346,64 @@ def patch_heads(model, clean: torch.Tensor, corrupted: torch.Tensor, metric=None
                 for k, p in enumerate(where):
                     out[layer, head, p] = (metric(logits[k * b:(k + 1) * b]) - m_corrupt) / (m_clean - m_corrupt)
     return out
+
+
+def prediction_metric(clean: torch.Tensor, position: int):
+    """A metric for `patch_heads`: minus the mean loss (nats) of predicting clean token position + 1 at
+    `position` alone. The default metric pools every prediction; this one asks which activation a single
+    prediction needs, so that two broken predictions can be told apart."""
+    n = clean.shape[-1]
+    if not (isinstance(position, int) and 0 <= position < n - 1):
+        raise ValueError(f"position must be an integer in [0, {n - 1}) (a prediction of the next token), "
+                         f"got {position!r}")
+
+    def metric(logits):
+        return -scores.per_position_loss(logits, clean)[:, position].mean().item()
+    return metric
+
+
+@torch.no_grad()
+def repaired_share(model, clean: torch.Tensor, corrupted: torch.Tensor, patched_logits: torch.Tensor,
+                   position: int) -> float:
+    """The share of the damage at one prediction that a patched run repairs, from its logits:
+
+        (loss(corrupted) - loss(patched)) / (loss(corrupted) - loss(clean))
+
+    at `position` (predicting clean token position + 1, mean over the batch): 1 = the clean prediction is
+    back, 0 = the patch changed nothing. For a patch made by hand (`run_with_hooks`); `repair_at` makes
+    the patch for one head and position itself."""
+    clean, corrupted = model.check_tokens(clean), model.check_tokens(corrupted)
+    minus_loss = prediction_metric(clean, position)
+    patched = -minus_loss(patched_logits)
+    l_clean, l_corrupt = -minus_loss(model(clean)), -minus_loss(model(corrupted))
+    if abs(l_corrupt - l_clean) < 1e-9:
+        raise ValueError(f"the loss at position {position} is the same on the clean and the corrupted input: "
+                         f"nothing to repair")
+    return (l_corrupt - patched) / (l_corrupt - l_clean)
+
+
+def repair_at(model, clean: torch.Tensor, corrupted: torch.Tensor, prediction: int, head,
+              position: int) -> float:
+    """The share of the damage at the prediction made at `prediction` that `head`'s clean output at
+    `position` repairs (`patch_heads` with `prediction_metric`, at that one position). It says which
+    activation carried the information a single broken prediction lost."""
+    layer, h = check_head(model, *head)
+    restored = patch_heads(model, clean, corrupted, metric=prediction_metric(clean, prediction),
+                           positions=[position])
+    return restored[layer, h, position].item()
+
+
+def patching_peaks(restored: torch.Tensor) -> dict[tuple[int, int], tuple[int, float]]:
+    """Where each head's patch repairs most, from `patch_heads`' result [n_layers, n_heads, pos]:
+    (layer, head) -> (position, share) of its largest share in absolute value (positions not tried, NaN,
+    count as 0). One line per head instead of a whole row of shares."""
+    if restored.dim() != 3:
+        raise ValueError(f"restored must be [n_layers, n_heads, pos] (patch_heads' result), "
+                         f"got shape {tuple(restored.shape)}")
+    peaks = {}
+    for layer in range(restored.shape[0]):
+        for head in range(restored.shape[1]):
+            row = restored[layer, head].nan_to_num()
+            p = int(row.abs().argmax())
+            peaks[layer, head] = (p, row[p].item())
+    return peaks

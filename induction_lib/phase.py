@@ -17,8 +17,10 @@ A flat curve, a steady slow decline and pure noise all fail one of these, and `d
 from __future__ import annotations
 
 import copy
+import json
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -223,6 +225,64 @@ def progress_order(history, fracs: tuple = (0.1, 0.5, 0.9), k: int = 5) -> dict[
     c = curves(history)
     return {name: {f: progress_crossing(*c[name], f, k) for f in fracs}
             for name in ("previous-token score", "induction score", "repeat loss")}
+
+
+ORDER_CURVES = ("previous-token score", "induction score", "repeat loss")
+
+
+def format_order(order: dict, label: str = "") -> str:
+    """`progress_order` (or `formation_order`) as a text table: one row per curve, one column
+    per fraction, "-" where a curve never gets there; `label` heads the first column."""
+    fracs = list(next(iter(order.values())))
+    lines = [f"{label:>8}{'':>22}" + "".join(f"{f'{f:.0%}':>7}" for f in fracs)]
+    for name, at in order.items():
+        cells = "".join(f"{'-' if at[f] is None else f'{at[f]:.0f}':>7}" for f in fracs)
+        lines.append(f"{'':>8}{name:>22}" + cells)
+    return "\n".join(lines)
+
+
+def order_lags(run, order: dict | None = None) -> dict[str, float | None]:
+    """How far apart the parts of the circuit form in one run (a History or a sweep's
+    `summary`), from `progress_order` (computed here unless given), in steps:
+
+    * "onset spread": from the first to the last curve to cover 10 % of its way;
+    * "loss half lag": the repeat loss reaching 50 % minus the induction score reaching it;
+    * "prev half lag", "prev 90 lag": the previous-token score reaching 50 % (90 %) minus the
+      induction score reaching it;
+    * "prev after loss 90": the previous-token score reaching 90 % minus the repeat loss;
+
+    and "prev at induction 90": the previous-token score (not a step) when the induction
+    score has covered 90 % of its way. None where a curve never gets there."""
+    o = progress_order(run) if order is None else order
+    prev, ind, loss = (o[name] for name in ORDER_CURVES)
+
+    def lag(later, earlier, frac):
+        a, b = later[frac], earlier[frac]
+        return None if a is None or b is None else a - b
+
+    onsets = [at[0.1] for at in o.values()]
+    prev_at = None
+    if ind[0.9] is not None:
+        prev_at = value_at(*curves(run)["previous-token score"], ind[0.9])
+    return {"onset spread": None if None in onsets else max(onsets) - min(onsets),
+            "loss half lag": lag(loss, ind, 0.5), "prev half lag": lag(prev, ind, 0.5),
+            "prev 90 lag": lag(prev, ind, 0.9), "prev after loss 90": lag(prev, loss, 0.9),
+            "prev at induction 90": prev_at}
+
+
+def load_sweep(path=None) -> dict:
+    """The stored phase-change sweep (benchmarks/phase_sweep.py): `path`, or
+    book/data/phase_sweep.json found from the working directory (the repository root or
+    book/) or next to this package in a source checkout."""
+    if path is not None:
+        return json.loads(Path(path).read_text())
+    here = Path(__file__).resolve().parent.parent
+    places = (Path("data"), Path("book/data"), here / "book" / "data")
+    for place in places:
+        if (place / "phase_sweep.json").exists():
+            return json.loads((place / "phase_sweep.json").read_text())
+    raise FileNotFoundError("phase_sweep.json not found in " + ", ".join(map(str, places))
+                            + "; run benchmarks/phase_sweep.py or pass its path")
 
 
 def bump(history, window: Transition, margin: float = 2.0) -> tuple[float, float]:

@@ -77,6 +77,21 @@ def induction_mask(tokens: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.zeros_like(dup[..., :1]), dup[..., :-1]], dim=-1)
 
 
+def first_occurrence_order(tokens: torch.Tensor, vocab: int) -> torch.Tensor:
+    """The token ids 0 .. vocab - 1 in the order in which they first occur in `tokens` [pos], then the
+    ids that do not occur, ascending: [vocab]. Sort the token axis of a [position, token] matrix by it
+    and the token at position i lands in column i until the first repeat, so "the token at position
+    i - 1" becomes a diagonal instead of scattered cells."""
+    tokens = torch.as_tensor(tokens)
+    if tokens.dim() != 1:
+        raise ValueError(f"tokens must be one sequence [pos], got shape {tuple(tokens.shape)}")
+    if len(tokens) and not (0 <= int(tokens.min()) and int(tokens.max()) < vocab):
+        raise ValueError(f"tokens must be ids in [0, {vocab}), got {int(tokens.min())} to {int(tokens.max())}")
+    seen = list(dict.fromkeys(tokens.tolist()))
+    rest = sorted(set(range(vocab)) - set(seen))
+    return torch.tensor(seen + rest, dtype=torch.long)
+
+
 def _check_mask(pattern: torch.Tensor, mask: torch.Tensor) -> None:
     _check_pattern(pattern)
     if pattern.dim() != 4 or mask.shape != (pattern.shape[0],) + pattern.shape[2:]:

@@ -84,10 +84,11 @@ def target_classes(tokens: torch.Tensor) -> dict[str, torch.Tensor]:
     return {"copyable": copyable, "seen, other follower": seen & ~copyable, "first occurrence": first}
 
 
-def loss_by_class(model, tokens: torch.Tensor, heads=(), method: str = "zero") -> dict[str, float]:
-    """Mean loss (nats per token) on each class of `target_classes`, with `heads` ablated (none: clean)."""
-    loss = per_position_loss_with(model, tokens, heads=heads, method=method,
-                                  reference=tokens if method != "zero" else None)
+def loss_by_class(model, tokens: torch.Tensor, heads=(), method: str = "zero",
+                  reference: torch.Tensor | None = None) -> dict[str, float]:
+    """Mean loss (nats per token) on each class of `target_classes`, with `heads` ablated (none: clean) by
+    `method` ("zero", or "mean" / "resample" over `reference`, other windows of the same shape)."""
+    loss = per_position_loss_with(model, tokens, heads=heads, method=method, reference=reference)
     return {name: loss[mask].mean().item() for name, mask in target_classes(tokens).items()}
 
 

@@ -77,6 +77,7 @@ STUB_CALLS = {
     "split_prediction": lambda: check.split_prediction(..., 0.5),
     "copyable": lambda: check.copyable(stub),
     "key_source": lambda m: check.key_source(stub, m),
+    "resample_ablation": lambda m: check.resample_ablation(stub, m),
 }
 
 

@@ -194,3 +194,96 @@ def test_key_source_runs_on_a_three_head_model(toy):
                             - clean for h in range(2)])
     with pytest.raises(ExerciseError, match=r"decoy.*shape \[2\], expected \[3\]"):
         check.key_source(two_heads, toy)
+
+
+# ---------------------------------------------------------------- resample_ablation
+
+from induction_lib.scores import per_position_loss  # noqa: E402
+
+
+def resample_result(model, tokens, reference, layer, head):
+    name = f"blocks.{layer}.attn.hook_result"
+    _, cache = model.run_with_cache(reference)
+    ref = cache[name][:, :, head]
+
+    def hook(act, hook):
+        act = act.clone()
+        act[:, :, head] = ref
+        return act
+    return per_position_loss(model.run_with_hooks(tokens, fwd_hooks=[(name, hook)]), tokens)
+
+
+def resample_z(model, tokens, reference, layer, head):
+    """Right, another way: patch hook_z (the head's output before W_O), return numpy float32."""
+    name = f"blocks.{layer}.attn.hook_z"
+    _, cache = model.run_with_cache(reference)
+    ref = cache[name][:, :, head]
+
+    def hook(act, hook):
+        out = act.clone()
+        out[:, :, head] = ref
+        return out
+    with torch.no_grad():
+        return per_position_loss(model.run_with_hooks(tokens, fwd_hooks=[(name, hook)]), tokens).numpy()
+
+
+def zero_own(model, tokens, reference, layer, head):
+    name = f"blocks.{layer}.attn.hook_result"
+
+    def hook(act, hook):
+        act = act.clone()
+        act[:, :, head] = 0
+        return act
+    return per_position_loss(model.run_with_hooks(tokens, fwd_hooks=[(name, hook)]), tokens)
+
+
+def reference_loss(model, tokens, reference, layer, head):
+    return per_position_loss(model(reference), reference)
+
+
+def no_return(model, tokens, reference, layer, head):
+    name = f"blocks.{layer}.attn.hook_result"
+    _, cache = model.run_with_cache(reference)
+
+    def hook(act, hook):
+        act = act.clone()
+        act[:, :, head] = cache[name][:, :, head]      # edits a copy and forgets to return it
+    return per_position_loss(model.run_with_hooks(tokens, fwd_hooks=[(name, hook)]), tokens)
+
+
+def swapped(model, tokens, reference, layer, head):
+    return resample_result(model, tokens, reference, head, layer)
+
+
+def first_row(model, tokens, reference, layer, head):
+    return resample_result(model, tokens, reference[:1].expand_as(reference), layer, head)
+
+
+def library(model, tokens, reference, layer, head):
+    return il.per_position_loss_with(model, tokens, heads=[(layer, head)], method="resample", reference=reference)
+
+
+def leaves_hook(model, tokens, reference, layer, head):
+    out = resample_result(model, tokens, reference, layer, head)
+    model.blocks[0].attn.hook_result.register_forward_hook(lambda m, i, o: None)
+    return out
+
+
+@pytest.mark.parametrize("fn", [resample_result, resample_z])
+def test_resample_right_answers(fn, toy, capsys):
+    check.resample_ablation(fn, toy)
+    assert capsys.readouterr().out.startswith("✓")
+
+
+@pytest.mark.parametrize("fn, match", [
+    (zero_own, "zero ablation"),
+    (reference_loss, "loss of the reference itself"),
+    (no_return, "clean loss"),
+    (swapped, "swapped|not a head|out of range|layer"),
+    (first_row, "first reference row"),
+    (library, "calls the library's per_position_loss_with"),
+    (leaves_hook, "left a hook attached"),
+])
+def test_resample_mistakes(fn, match, toy):
+    with pytest.raises((ExerciseError, ValueError), match=match):
+        check.resample_ablation(fn, toy)

@@ -353,3 +353,65 @@ def test_corrupting_one_token_breaks_the_three_predicted_positions_and_nothing_e
     assert d[third].min() > 0.2                              # every sequence; measured 0.48 to 0.95
     assert d[k["chance repeats"]].abs().max() < 0.1          # measured 0.02 at most (4 chance repeats)
     assert d[k["elsewhere"] & ~third].abs().max() < 0.1      # measured 0.01
+
+
+# ---------------------------------------------------------------- one prediction at a time
+
+
+def _patch_by_hand(m, clean, corrupted, layer, head, pos):
+    name = f"blocks.{layer}.attn.hook_result"
+    _, cache = m.run_with_cache(clean, names=[name])
+
+    def patch(act, hook):
+        act = act.clone()
+        act[:, pos, head] = cache[name][:, pos, head]
+        return act
+    with torch.no_grad():
+        return m.run_with_hooks(corrupted, fwd_hooks=[(name, patch)])
+
+
+def test_repaired_share_and_repair_at_agree_and_know_the_ends():
+    m = tiny_model()
+    clean = tokens_for(m, batch=4)
+    corrupted = iv.corrupt_earlier_copy(clean, 3, 1, m.cfg.d_vocab, seed=0)
+    p = 8                                                       # a prediction after the corruption
+    with torch.no_grad():
+        assert iv.repaired_share(m, clean, corrupted, m(clean), p) == pytest.approx(1.0)
+        assert iv.repaired_share(m, clean, corrupted, m(corrupted), p) == pytest.approx(0.0)
+    for head, q in (((0, 1), 3), ((1, 0), p), ((0, 0), 5)):
+        by_hand = iv.repaired_share(m, clean, corrupted, _patch_by_hand(m, clean, corrupted, *head, q), p)
+        assert iv.repair_at(m, clean, corrupted, p, head, q) == pytest.approx(by_hand, abs=1e-4)
+    # patching every head of the last layer at the prediction itself restores it exactly
+    metric = iv.prediction_metric(clean, p)
+    with torch.no_grad():
+        assert metric(m(clean)) == pytest.approx(-scores.per_position_loss(m(clean), clean)[:, p].mean().item())
+    with pytest.raises(ValueError, match="position must be"):
+        iv.prediction_metric(clean, clean.shape[1] - 1)
+    with pytest.raises(ValueError, match="head must be"):
+        iv.repair_at(m, clean, corrupted, p, (0, 9), 3)
+    with pytest.raises(ValueError, match="nothing to repair"):
+        iv.repaired_share(m, clean, clean, m(clean), p)
+
+
+def test_patching_peaks_finds_the_largest_share_per_head():
+    r = torch.full((2, 2, 5), float("nan"))
+    r[0, 0, 1], r[0, 0, 3] = 0.2, 0.7
+    r[1, 1, 2], r[1, 1, 4] = -0.9, 0.5                 # the largest in absolute value, sign kept
+    peaks = iv.patching_peaks(r)
+    assert peaks[0, 0] == (3, pytest.approx(0.7)) and peaks[1, 1] == (2, pytest.approx(-0.9))
+    assert peaks[0, 1] == (0, 0.0)                     # nothing tried: NaN counts as 0
+    with pytest.raises(ValueError, match="n_layers, n_heads, pos"):
+        iv.patching_peaks(r[0])
+
+
+def test_the_previous_token_head_repairs_exactly_the_prediction_whose_key_it_wrote(trained):
+    # Chapter 4's P3: corrupt c; the previous-token head's clean output at c + 1 repairs c + L, not c + L - 1.
+    tokens = scores.eval_tokens(trained, 8)
+    half, prefix = scores.eval_layout(trained)
+    c = 1 + prefix + 10
+    corrupted = iv.corrupt_earlier_copy(tokens, c, 1, trained.cfg.d_vocab, seed=0)
+    prev = prev_token_head(trained)
+    assert iv.repair_at(trained, tokens, corrupted, c + half, prev, c + 1) > 0.9           # measured 1.00
+    assert abs(iv.repair_at(trained, tokens, corrupted, c + half - 1, prev, c + 1)) < 0.05  # measured 0.00
+    peaks = iv.patching_peaks(iv.patch_heads(trained, tokens, corrupted))
+    assert peaks[prev][0] == c + 1

@@ -222,3 +222,44 @@ def test_progress_crossing_reads_slow_and_falling_curves():
         phase.progress_crossing(steps, slow, 1.0)
     order = phase.progress_order(fake_history(at=400))
     assert order["induction score"][0.5] <= order["previous-token score"][0.5] + 50
+
+
+def test_format_order_and_order_lags():
+    h = fake_history(at=400)
+    order = phase.progress_order(h)
+    text = phase.format_order(order, "seed 0")
+    lines = text.splitlines()
+    assert lines[0].split() == ["seed", "0", "10%", "50%", "90%"]
+    assert [line.split()[-3] for line in lines[1:]] == [f"{at[0.1]:.0f}" for at in order.values()]
+    assert all(len(line) <= 88 for line in lines)
+    never = {name: {0.1: 5.0, 0.5: None, 0.9: None} for name in phase.ORDER_CURVES}
+    assert phase.format_order(never).splitlines()[1].split()[-3:] == ["5", "-", "-"]
+    lags = phase.order_lags(h)
+    assert lags == phase.order_lags(h, order)                   # computed from the same order
+    o = {name: order[name] for name in phase.ORDER_CURVES}
+    prev, ind, loss = o.values()
+    onsets = [at[0.1] for at in o.values()]
+    assert lags["onset spread"] == max(onsets) - min(onsets)
+    assert lags["loss half lag"] == loss[0.5] - ind[0.5]
+    assert lags["prev half lag"] == prev[0.5] - ind[0.5]
+    assert lags["prev 90 lag"] == prev[0.9] - ind[0.9]
+    assert lags["prev after loss 90"] == prev[0.9] - loss[0.9]
+    t, y = phase.curves(h)["previous-token score"]
+    assert lags["prev at induction 90"] == pytest.approx(phase.value_at(t, y, ind[0.9]))
+    # a sweep summary too (its curves are rounded to 4 decimals)
+    assert phase.order_lags(phase.summary(h)) == pytest.approx(lags, abs=1e-4)
+    flat = phase.order_lags(fake_history(form=False), never)
+    assert flat["loss half lag"] is None and flat["prev at induction 90"] is None
+    assert flat["onset spread"] == 0
+
+
+def test_load_sweep(tmp_path, monkeypatch):
+    sweep = phase.load_sweep()                          # the book's, found from anywhere
+    assert {"runs", "settings", "base_recipe_hash"} <= set(sweep)
+    assert any(r["setting"] == "seed" for r in sweep["runs"])
+    (tmp_path / "mine.json").write_text('{"runs": []}')
+    assert phase.load_sweep(tmp_path / "mine.json") == {"runs": []}
+    monkeypatch.chdir(tmp_path)
+    assert phase.load_sweep()["runs"] == sweep["runs"]  # no data/ here: the package's copy
+    with pytest.raises(FileNotFoundError):
+        phase.load_sweep(tmp_path / "missing.json")

@@ -396,3 +396,20 @@ def test_position_runs():
         scores.position_runs(pos, mask.float())
     with pytest.raises(ValueError, match="same length"):
         scores.position_runs(pos, mask[:5])
+
+
+def test_first_occurrence_order_puts_the_sequence_on_the_diagonal():
+    t = torch.tensor([0, 5, 3, 5, 7, 3])
+    order = scores.first_occurrence_order(t, 8)
+    assert order.tolist() == [0, 5, 3, 7, 1, 2, 4, 6]          # seen in order, then the rest ascending
+    assert sorted(order.tolist()) == list(range(8))            # a permutation
+    column = order.argsort()                                   # token id -> column
+    two = il.repeated_tokens(1, 6, 32, seed=1, distinct=True)[0]   # BOS + r + r
+    col = scores.first_occurrence_order(two, 32).argsort()[two]
+    assert col[:7].tolist() == list(range(7))                  # up to the repeat: position i in column i
+    assert col[7:].tolist() == list(range(1, 7))               # the second copy: the first copy's columns
+    assert column[t].tolist() == [0, 1, 2, 1, 3, 2]
+    with pytest.raises(ValueError, match="one sequence"):
+        scores.first_occurrence_order(t[None], 8)
+    with pytest.raises(ValueError, match=r"ids in \[0, 4\)"):
+        scores.first_occurrence_order(t, 4)

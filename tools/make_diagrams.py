@@ -4,7 +4,7 @@
 
 induction_circuit.svg     the two-head induction circuit (intro, chapter 3)
 corruption_positions.svg  chapter 4's corruption experiment: positions c, c + 1, c + 2 and c + L - 1 ...
-hopfield_mapping.svg      chapter 6's mapping: keys, query, values <-> stored patterns, state, readout
+hopfield_mapping.svg      chapter 8's mapping: keys, query, values <-> stored patterns, state, readout
 
 The files are reproducible: the SVG ids come from a fixed hash salt, the date is left out and the text
 is drawn as paths (so the files do not depend on the reader's fonts). `--png` also writes PNG previews

@@ -1,4 +1,4 @@
-"""Checks for chapter 5, the phase transition: finding a transition in a curve (the steepest fall, then a
+"""Checks for chapter 5, the phase change: finding a transition in a curve (the steepest fall, then a
 robust detector), the first step at which an induction head appears, what a one-layer model can do, and
 what the smeared keys learn.
 

@@ -1,4 +1,4 @@
-"""Checks for chapter 6, modern Hopfield networks (Ramsauer et al. 2020)."""
+"""Checks for chapters 7 and 8, modern Hopfield networks and attention as memory (Ramsauer et al. 2020)."""
 from __future__ import annotations
 
 import math

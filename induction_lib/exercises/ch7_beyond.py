@@ -1,4 +1,4 @@
-"""Checks for chapter 7, beyond the toy model (natural text)."""
+"""Checks for chapter 9, beyond the toy model (natural text)."""
 from __future__ import annotations
 
 import torch
@@ -212,3 +212,83 @@ def key_source(fn, model) -> str:
              f"(all heads: yours {[round(x, 3) for x in got.tolist()]}, measured "
              f"{[round(x, 3) for x in want.tolist()]})")
     return "your path ablation agrees with the measurement on all three models, the decoy included."
+
+
+# ---------------------------------------------------------------- resample ablation
+
+
+@exercise("resample_ablation")
+def resample_ablation(fn, model) -> str:
+    """fn(model, tokens, reference, layer, head) -> per-position loss [batch, n - 1] of `tokens` with head
+    (layer, head)'s output (hook_result) replaced, row by row and position by position, by its output on
+    `reference` (same shape: another batch of inputs).
+
+    Runs on `model`, and on a 3-layer x 3-head model with random weights (heads where layer != head); compares
+    with the library's resample ablation, which the function must not call (the point is to build it with a
+    hook). Names zero and mean ablation, the reference's own loss, a swapped layer and head, one reference
+    row for every row, and a model left changed."""
+    __tracebackhide__ = True
+    import dataclasses
+
+    from ..interventions import ablate, ablated, per_position_loss_with
+    from ..metrics import per_position_loss
+    from ..model import Transformer
+    from ._core import delegates_to, intact
+
+    used = delegates_to(fn, per_position_loss_with, ablate, ablated)
+    if used:
+        fail(f"your function calls the library's {used}; the point is to build resample ablation yourself: "
+             f"run the model on `reference` with a cache, then replace the head's hook_result with a hook")
+    torch.manual_seed(0)
+    deep = Transformer(dataclasses.replace(model.cfg, n_layers=3, n_heads=3)).eval()
+    cases = []
+    for m, heads, name in ((model, [(m_l, m_h) for m_l in range(model.cfg.n_layers) for m_h in
+                                    range(model.cfg.n_heads)][-2:], "the model you passed"),
+                           (deep, [(1, 2), (2, 0)], "a 3-layer x 3-head model with random weights")):
+        g = torch.Generator().manual_seed(3)
+        n = min(48, m.cfg.n_ctx)
+        tokens = torch.randint(1, m.cfg.d_vocab, (3, n), generator=g)
+        reference = torch.randint(1, m.cfg.d_vocab, (3, n), generator=g)
+        tokens[:, 0] = reference[:, 0] = BOS
+        half = (n - 1) // 2
+        tokens[:, 1 + half:1 + 2 * half] = tokens[:, 1:1 + half]       # a repeat, so heads matter
+        reference[:, 1 + half:1 + 2 * half] = reference[:, 1:1 + half]
+        for layer, head in heads:
+            cases.append((m, tokens, reference, layer, head, f"{name}, head {layer}.{head}"))
+    for m, tokens, reference, layer, head, case in cases:
+        with intact(m, case):
+            got = call(fn, m, tokens.clone(), reference.clone(), layer, head, case=case)
+        if got is None:
+            fail(f"on {case} your function returned None; did you forget `return`?")
+        got = as_tensor(got, "your loss")
+        want = per_position_loss_with(m, tokens, heads=[(layer, head)], method="resample", reference=reference)
+        if tuple(got.shape) != tuple(want.shape):
+            fail(f"on {case} your loss has shape {shape_of(got)}, expected {shape_of(want)} = [batch, n - 1]: the "
+                 f"per-position loss (il.scores.per_position_loss)")
+        if torch.allclose(got, want.double(), atol=1e-4):
+            continue
+        with torch.no_grad():
+            known = [
+                (per_position_loss_with(m, tokens, heads=[(layer, head)]), "that is zero ablation: the head's output "
+                 "must be replaced by its output on `reference`, not by zeros"),
+                (per_position_loss_with(m, tokens, heads=[(layer, head)], method="mean", reference=reference),
+                 "that is mean ablation (the reference's mean over the batch); resample keeps each row's own value"),
+                (per_position_loss(m(reference), reference), "that is the loss of the reference itself: run the "
+                 "model on `tokens`, with only this head's output taken from the reference run"),
+                (per_position_loss(m(tokens), tokens), "that is the clean loss: your replacement did not take "
+                 "effect (a hook must return the edited tensor, on the right hook name)"),
+            ]
+            if layer < m.cfg.n_heads and head < m.cfg.n_layers and (head, layer) != (layer, head):
+                known.append((per_position_loss_with(m, tokens, heads=[(head, layer)], method="resample",
+                                                     reference=reference),
+                              "you ablated head (head, layer): layer and head are swapped"))
+            one_row = reference[:1].expand_as(reference)
+            known.append((per_position_loss_with(m, tokens, heads=[(layer, head)], method="resample",
+                                                 reference=one_row),
+                          "every row got the first reference row's output; pair row i with reference row i"))
+        for bad, hint in known:
+            if torch.allclose(got, bad.double(), atol=1e-4):
+                fail(f"on {case}: {hint}")
+        fail(f"on {case} your loss differs from resample ablation by up to "
+             f"{(got - want.double()).abs().max():.3g} nats")
+    return f"resample ablation matches on all {len(cases)} heads, in both models."

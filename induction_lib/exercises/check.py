@@ -16,10 +16,10 @@ Chapter 4  zero_ablation_hook(hook_fn, model, head=None, layer=1), path_predicti
            k_path_ablation(fn, model), patch_head(fn, model), repair_prediction(predicted)
 Chapter 5  transition_window(fn), find_transition(fn, history=None), first_induction_step(fn, history),
            even_guess_loss(fn, model=None), smear_prediction(predicted, model=None)
-Chapter 6  hopfield_update(fn), capacity(is_stored, classical_capacity),
+Ch. 7, 8   hopfield_update(fn), capacity(is_stored, classical_capacity),
            hopfield_split(fn, predicted, split), three_way_split(predicted, three),
            split_prediction(pred, measured, rtol=0.1, atol=0.02)
-Chapter 7  copyable(fn), key_source(fn, model)
+Chapter 9  copyable(fn), key_source(fn, model), resample_ablation(fn, model)
 """
 from ._core import ExerciseError
 from .ch1_setting import chance_loss, predict_next, repeated_half_loss, repeated_tokens
@@ -29,7 +29,7 @@ from .ch4_ablation import k_path_ablation, patch_head, path_prediction, repair_p
 from .ch5_phase_transition import (even_guess_loss, find_transition, first_induction_step, smear_prediction,
                                    transition_window)
 from .ch6_hopfield import capacity, hopfield_split, hopfield_update, split_prediction, three_way_split
-from .ch7_beyond import copyable, key_source
+from .ch7_beyond import copyable, key_source, resample_ablation
 
 __all__ = [
     "ExerciseError",
@@ -39,7 +39,7 @@ __all__ = [
     "zero_ablation_hook", "path_prediction", "k_path_ablation", "patch_head", "repair_prediction",
     "transition_window", "find_transition", "first_induction_step", "even_guess_loss", "smear_prediction",
     "hopfield_update", "capacity", "hopfield_split", "three_way_split", "split_prediction",
-    "copyable", "key_source",
+    "copyable", "key_source", "resample_ablation",
 ]
 
 CHECKS = {name: globals()[name] for name in __all__ if name != "ExerciseError"}

@@ -1,5 +1,5 @@
 """Explanatory diagrams of the book: the induction circuit, chapter 4's corruption experiment, and
-chapter 6's mapping between attention and a modern Hopfield network.
+chapter 8's mapping between attention and a modern Hopfield network.
 
 Each function returns a page-width `Figure` (10 inches wide, text of 11 points or more) whose axes use
 inches as data units, so boxes and arrows are placed where they are drawn. Every labelled box is a
@@ -252,7 +252,7 @@ def corruption_positions(L: int = 7, c: int = 3, two_token: bool = True, ax: Axe
 
 
 def hopfield_mapping(ax: Axes | None = None) -> Figure:
-    """Chapter 6's dictionary between one attention head and a modern Hopfield network (10 x 5.2 inches).
+    """Chapter 8's dictionary between one attention head and a modern Hopfield network (10 x 5.2 inches).
 
     Keys <-> stored patterns X, query <-> state xi, values <-> readout, and the attention step
     softmax(Q K^T / sqrt(d_head)) V <-> the update X softmax(beta X^T xi) with beta = 1 / sqrt(d_head)
