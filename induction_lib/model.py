@@ -103,10 +103,13 @@ class Attention(nn.Module):
         z = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         return z.transpose(1, 2).reshape(b, p, h * d) @ self.W_O.reshape(h * d, m)
 
-    def forward(self, resid: torch.Tensor, pos: torch.Tensor | None, ln: nn.Module) -> torch.Tensor:
+    def forward(self, resid: torch.Tensor, pos: torch.Tensor | None,
+                ln: nn.Module) -> torch.Tensor:
         if self._can_fuse():
             return self.fused(resid, pos, ln)
-        q_in, k_in, v_in = self.hook_q_input(resid), self.hook_k_input(resid), self.hook_v_input(resid)
+        q_in = self.hook_q_input(resid)
+        k_in = self.hook_k_input(resid)
+        v_in = self.hook_v_input(resid)
         q_in, k_in, v_in = ln(q_in), ln(k_in), ln(v_in)
         if pos is not None:  # shortformer: positions enter queries and keys only
             q_in, k_in = q_in + pos, k_in + pos
@@ -117,9 +120,9 @@ class Attention(nn.Module):
         k = self.hook_k(k)
         v = self.hook_v(torch.einsum("bpm,hmd->bphd", v_in, self.W_V))
 
-        if not self._needs_explicit():  # fused attention, heads summed inside one matmul
-            z = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-                                               is_causal=True)
+        if not self._needs_explicit():  # fused attention, heads summed in one matmul
+            z = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2),
+                                               v.transpose(1, 2), is_causal=True)
             b, h, p, d = z.shape
             return z.transpose(1, 2).reshape(b, p, h * d) @ self.W_O.reshape(h * d, -1)
 

@@ -81,8 +81,10 @@ def formed(induction: torch.Tensor, repeat_loss: float, d_vocab: int) -> bool:
     return bool(induction[-1].max() >= 0.5 and repeat_loss <= 0.1 * math.log(d_vocab - 1))
 
 
-def objective(losses: torch.Tensor, mask: torch.Tensor, loss_on: str, copy_weight: float = 0.5) -> torch.Tensor:
-    """The training loss from per-target losses [batch, pos-1] and the copy-predictable mask."""
+def objective(losses: torch.Tensor, mask: torch.Tensor, loss_on: str,
+              copy_weight: float = 0.5) -> torch.Tensor:
+    """The training loss from per-target losses [batch, pos-1] and the copy-predictable
+    mask."""
     if loss_on == "all":
         return losses.mean()
     if loss_on == "induction":
