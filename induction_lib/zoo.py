@@ -119,6 +119,10 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
            "One layer with smeared keys: each key mixes in the previous position's key, which gives a "
            "single layer the previous-token information induction needs (Olsson et al. 2022, argument 2).",
            ModelConfig(n_layers=1, smeared_keys=True), _CONTROL, _DATA),
+    Recipe("smeared-2l",
+           "The default two layers with smeared keys: does a second layer still matter once every key "
+           "already carries the previous position's (Olsson et al. 2022 compare both depths).",
+           ModelConfig(smeared_keys=True), _CONTROL, _DATA),
     Recipe("standard-pos-2l",
            "The default with GPT-2-style positions added once to the residual stream instead of shortformer.",
            ModelConfig(positional="standard"), _CONTROL, _DATA),
