@@ -1,6 +1,6 @@
 """Checks for chapter 5, the phase change: finding a transition in a curve (the steepest fall, then a
 robust detector), the first step at which an induction head appears, what a one-layer model can do, and
-what the smeared keys learn.
+what the smeared keys learn; and for chapter 6, how the transition step scales with a setting of a sweep.
 
 The curve checks run the student's function on synthetic curves with a known transition (logistic steps
 on different step grids, with noise, a transient loss bump, an outlier record, a rise instead of a fall)
@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
+import numpy as np
 import torch
 
 from ._core import as_float, call, delegates_to, exercise, fail, fmt, given
@@ -449,3 +450,249 @@ def smear_prediction(predicted, model=None) -> str:
         head = int(diagonal_induction_scores(model)[0].argmax())
         summary += f"; trained head 0.{head}: {torch.sigmoid(model.blocks[0].attn.smear_alpha[head]).item():.3f}"
     return summary + "."
+
+
+# ---------------------------------------------------------------- 6.1 how the transition scales
+
+
+def _sweep_run(setting, value, seed, mid, every, last, width, noise_seed, arrays=False):
+    """One run as a sweep stores it (phase.summary): a repeat loss that falls from 4.1 to 0.05 nats
+    around `mid` (None: no transition, the loss stays near chance), records every `every` steps."""
+    steps = torch.arange(0, last + 1, every)
+    if mid is None:
+        loss = sigmoid_curve(steps, 0.0, 1.0, high=4.1, low=4.1, noise=0.01, seed=noise_seed)
+        score = sigmoid_curve(steps, 0.0, 1.0, high=0.05, low=0.05, noise=0.005, seed=noise_seed + 1)
+    else:
+        loss = sigmoid_curve(steps, mid, width, high=4.1, low=0.05, noise=0.01, seed=noise_seed)
+        score = sigmoid_curve(steps, mid, width, high=0.05, low=0.9, noise=0.005, seed=noise_seed + 1)
+    first = sigmoid_curve(steps, 0.0, 1.0, high=4.15, low=4.15, noise=0.01, seed=noise_seed + 2)
+    conv = (lambda t: t.numpy().round(4)) if arrays else (lambda t: [round(float(x), 4) for x in t])
+    return {"setting": setting, "value": value, "seed": seed, "eval_every": every,
+            "steps": steps.numpy() if arrays else [int(s) for s in steps], "repeat_loss": conv(loss),
+            "first_half_loss": conv(first), "train_loss": conv(loss + 0.3), "previous_token": conv(score),
+            "induction": conv(score)}
+
+
+WIDTH = 20.0   # the logistic width of every synthetic sweep run: its 10-90 % window is 2 · 20 · ln 9 ≈ 88 steps
+
+
+def _exponent_cases():
+    """(description, runs, setting, mids, exponent by construction or None) of the synthetic sweeps; mids[i]
+    is the transition midpoint of runs[i] by construction (None: no transition). Midpoints follow
+    mid = c · value^p times a seed factor, placed on a record. The step grids differ between values (an
+    index is not a step), the windows have the same width in steps at every value (the window's start or
+    end is not the midpoint), groups are unequal (fitting per-value means is not fitting runs), and runs of
+    other settings with positive values are mixed in (forgetting to filter gives a finite, wrong slope)."""
+    def place(mid, every):
+        return None if mid is None else float(round(mid / every) * every)
+
+    def add(pairs, setting, value, seed, mid, every, last, arrays=False):
+        pairs.append((_sweep_run(setting, value, seed, mid, every, last, WIDTH, 7 + 3 * len(pairs), arrays), mid))
+
+    def others():
+        pairs = []
+        for s in (1, 2, 3):
+            add(pairs, "seed", s, s, place(230 + 25 * s, 5), 5, 1500)
+        for v, m in ((32, 240.0), (128, 290.0)):
+            add(pairs, "vocabulary", v, 0, place(m, 25), 25, 2000)
+        return pairs
+
+    cases = []
+    # learning rate: p = -0.5; the largest learning rate never forms a head
+    pairs = others()
+    for value, every, last, factors in ((0.002, 25, 2000, (1.04, 0.96)), (0.006, 10, 2000, (1.04, 0.96)),
+                                        (0.018, 5, 1000, (1.04, 0.96)), (0.054, 25, 2000, (None, None))):
+        for seed, f in enumerate(factors):
+            mid = None if f is None else place(260 * (value / 0.006) ** -0.5 * f, every)
+            add(pairs, "learning rate", value, seed, mid, every, last)
+    cases.append(("a sweep of learning rates 0.002, 0.006, 0.018 (two seeds each, recorded every 25, 10 "
+                  "and 5 steps) and 0.054 (two runs without a transition), mixed with other settings' runs",
+                  pairs, "learning rate", -0.5))
+    # context: p = +2, unequal groups, one run without a transition at the largest value
+    pairs = others()[::-1]
+    for value, factors in ((96, (1.0,)), (48, (1.0,)), (64, (1.2, 1.25, 1.3)), (128, (1.0, None))):
+        for seed, f in enumerate(factors):
+            mid = None if f is None else place(220 * (value / 64) ** 2 * f, 20)
+            add(pairs, "context", value, seed, mid, 20, 3000)
+    cases.append(("a sweep of context lengths 48, 64 (three seeds, all late), 96 and 128 (one run with a "
+                  "transition, one without), mixed with other settings' runs", pairs, "context", 2.0))
+    # vocabulary: p = +0.3, numpy arrays and numpy integers
+    pairs = []
+    for value in (16, 32, 64, 128):
+        for seed, f in enumerate((0.97, 1.03)):
+            add(pairs, "vocabulary", np.int64(value), seed, place(300 * (value / 64) ** 0.3 * f, 10), 10, 1500,
+                arrays=True)
+    for s in (0, 1):
+        add(pairs, "learning rate", 0.01, s, place(215 + 10 * s, 25), 25, 2000, arrays=True)
+    cases.append(("a sweep of vocabularies 16, 32, 64, 128 stored as numpy arrays and numpy integers",
+                  pairs, "vocabulary", 0.3))
+    # only one value forms: no slope
+    pairs = others()
+    for value, mid in ((0.003, None), (0.01, 225.0), (0.01, 250.0), (0.03, None)):
+        add(pairs, "learning rate", value, len(pairs) % 2, mid, 25, 2000)
+    cases.append(("a sweep in which only the learning rate 0.01 has runs with a transition (0.003 and 0.03 "
+                  "have none)", pairs, "learning rate", None))
+    return [(name, [r for r, _ in pairs], setting, [m for _, m in pairs], p) for name, pairs, setting, p in cases]
+
+
+def _slope(x, y, intercept=True):
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if not intercept:
+        return float((x * y).sum() / (x * x).sum())
+    xc = x - x.mean()
+    return float((xc * (y - y.mean())).sum() / (xc * xc).sum())
+
+
+def _exponent_wrongs(runs, setting, mids):
+    """(value, diagnosis) of the known wrong exponents on a sweep whose midpoints are `mids`."""
+    ln10 = math.log(10)
+    pts = [(float(r["value"]), m, r) for r, m in zip(runs, mids) if r["setting"] == setting and m is not None]
+    x = [math.log(v) for v, _, _ in pts]
+    y = [math.log(m) for _, m, _ in pts]
+    out = []
+    if len(set(x)) < 2:
+        return out
+    p = _slope(x, y)
+    every = [float(r["steps"][1]) - float(r["steps"][0]) for _, _, r in pts]
+    out += [
+        (_slope(y, x), "you fitted ln(value) against ln(step), the wrong way round; the exponent is the slope of "
+                       "ln(transition step) against ln(value)"),
+        (_slope([v for v, _, _ in pts], [m for _, m, _ in pts]), "that is a slope in steps per unit of the "
+         "setting; a scaling exponent is the slope of ln(step) against ln(value), a log-log fit"),
+        (p * ln10, "one axis in log10 and the other in ln: use the same logarithm on both axes"),
+        (p / ln10, "one axis in log10 and the other in ln: use the same logarithm on both axes"),
+        (-p, "the sign is flipped: the slope of ln(step) against ln(value) is positive when a larger value "
+             "comes later"),
+        (_slope(x, [math.log(m / e) for (_, m, _), e in zip(pts, every)]), "you used the index of the record, "
+         "not the step: the runs here are recorded at different intervals, so an index is not a step"),
+        (_slope(x, y, intercept=False), "you forgot to subtract the means: a least-squares slope is "
+         "Σ(x − x̄)(y − ȳ) / Σ(x − x̄)², a line with an intercept, not one through the origin"),
+    ]
+    for edge, sign in (("start", -1), ("end", 1)):
+        out.append((_slope(x, [math.log(m + sign * WIDTH * math.log(9)) for _, m, _ in pts]),
+                    f"that is the slope of the window's {edge}; take its midpoint (`.mid`)"))
+    groups = {}
+    for xi, yi, (_, m, _) in zip(x, y, pts):
+        groups.setdefault(xi, []).append((yi, m))
+    gx = list(groups)
+    for gy in ([np.mean([a for a, _ in g]) for g in groups.values()],
+               [math.log(np.mean([b for _, b in g])) for g in groups.values()]):
+        out.append((_slope(gx, gy), "you fitted the mean of each value's runs; the fit here takes every run "
+                    "with a transition as one point (a value with one run should weigh less than one with three)"))
+    last = [(float(r["value"]), m if m is not None else float(r["steps"][-1]), r)
+            for r, m in zip(runs, mids) if r["setting"] == setting]
+    out.append((_slope([math.log(v) for v, _, _ in last], [math.log(m) for _, m, _ in last]),
+                "you gave the runs without a transition the last step; leave them out: they have no transition "
+                "step to fit"))
+    numeric = [(float(r["value"]), m) for r, m in zip(runs, mids) if m is not None]
+    out.append((_slope([math.log(v) for v, _ in numeric], [math.log(m) for _, m in numeric]),
+                f"you fitted the runs of every setting; keep only those with run['setting'] == {setting!r}"))
+    return out
+
+
+def _copy_runs(runs):
+    import copy
+
+    return copy.deepcopy(runs)
+
+
+def _same_runs(a, b) -> bool:
+    if len(a) != len(b):
+        return False
+    for ra, rb in zip(a, b):
+        if set(ra) != set(rb):
+            return False
+        for k in ra:
+            va, vb = ra[k], rb[k]
+            if isinstance(va, np.ndarray) or isinstance(vb, np.ndarray):
+                if not (isinstance(va, np.ndarray) and isinstance(vb, np.ndarray) and np.array_equal(va, vb)):
+                    return False
+            elif va != vb:
+                return False
+    return True
+
+
+def _exponent_answer(fn, runs, setting, case):
+    __tracebackhide__ = True
+    pristine = _copy_runs(runs)
+    out = call(fn, runs, setting, case=case)
+    if not _same_runs(runs, pristine):
+        runs[:] = pristine
+        fail(f"on {case} your function changed the runs it was given (sorted, removed or edited them); the "
+             f"check restored them. Build new lists instead (e.g. [r for r in runs if …])")
+    if out is None:
+        return None
+    if isinstance(out, (tuple, list)) and len(out) == 2:
+        fail(f"on {case} your function returned two numbers {out!r:.60}; return only the slope (np.polyfit "
+             f"returns [slope, intercept]: take the first)")
+    t = torch.as_tensor(np.asarray(out, dtype=float)) if not isinstance(out, torch.Tensor) else out.detach()
+    if t.numel() == 1 and not math.isfinite(float(t.reshape(()))):
+        return float("nan")
+    return as_float(out, f"your exponent on {case}")
+
+
+@exercise("scaling_exponent")
+def scaling_exponent(fn, sweep=None) -> str:
+    """fn(runs, setting) -> the exponent p of a power law step ∝ value^p for the transition: the
+    least-squares slope of ln(transition midpoint) against ln(value) over the runs of `setting` that have a
+    transition (il.phase.summary_transition(run).mid), each such run one point; None when fewer than two
+    distinct values have one.
+
+    Cases (_exponent_cases): four synthetic sweeps with a known exponent (−0.5 over learning rates with
+    step grids that differ between values and runs without a transition; +2 over context lengths with
+    unequal groups and a run without a transition; +0.3 over vocabularies stored as numpy arrays and numpy
+    integers; one in which a single value forms, so None), each mixed with other settings' runs. Tolerance
+    0.03: the chapter's rule finds the designed midpoints exactly (tests/test_exercises_ch6_8.py), and each
+    named wrong answer is ≥ 0.06 away on the sweep built to catch it. With `sweep`, the real sweep's
+    learning rate, context and vocabulary exponents are compared with the same fit made here (tolerance
+    0.05). Rejects (named): the regression the
+    wrong way round, no logs, log10 on one axis, the sign, the record index, no intercept, the window's
+    start or end, per-value means, runs without a transition given the last step, every setting's runs, a
+    number on the one-value sweep, the same number on every sweep, runs edited in place (restored)."""
+    __tracebackhide__ = True
+    if not callable(fn):
+        given(fn)
+        fail(f"write a function scaling_exponent(runs, setting); got {type(fn).__name__} {fn!r:.40} — the check "
+             f"runs it on sweeps of its own")
+    cases = _exponent_cases()
+    got = [(_exponent_answer(fn, runs, setting, name), name, runs, setting, mids, want)
+           for name, runs, setting, mids, want in cases]
+    numbers = [v for v, *_ in got if v is not None and math.isfinite(v)]
+    for v, name, runs, setting, mids, want in got:
+        if want is None:
+            if v is None:
+                continue
+            fail(f"on {name} your function returned {v!r:.10}; with a transition at one value only there is no "
+                 f"line to fit (every point has the same ln(value)): return None")
+        if v is None:
+            fail(f"on {name} your function returned None, but runs at several values have a transition; fit "
+                 f"the slope (expected about {want:+g})")
+        if not math.isfinite(v):
+            fail(f"on {name} your exponent is {v}; a log of 0 or of None? Keep only the runs of {setting!r} that "
+                 f"have a transition (summary_transition returns None for the others)")
+        pts = [(r, m) for r, m in zip(runs, mids) if r["setting"] == setting and m is not None]
+        want = _slope([math.log(float(r["value"])) for r, _ in pts], [math.log(m) for _, m in pts])
+        if abs(v - want) <= 0.03:
+            continue
+        hint = next((h for w, h in _exponent_wrongs(runs, setting, mids)
+                     if abs(v - w) <= 0.03 and abs(w - want) > 0.06), "")
+        if not hint and len(numbers) > 2 and max(numbers) - min(numbers) < 1e-9:
+            hint = "your function returns the same number on every sweep; compute it from `runs`"
+        fail(f"on {name} your exponent is {fmt(v)}, expected {want:+.3f} (± 0.03)" + (f" — {hint}" if hint else ""))
+    summary = f"all {len(cases)} synthetic sweeps passed"
+    if sweep is None:
+        return summary + "."
+    from .. import phase
+
+    found = []
+    for setting in ("learning rate", "context", "vocabulary"):
+        runs = _copy_runs(sweep["runs"])
+        pts = [(float(r["value"]), phase.summary_transition(r)) for r in sweep["runs"] if r["setting"] == setting]
+        pts = [(v, tr.mid) for v, tr in pts if tr is not None]
+        want = _slope([math.log(v) for v, _ in pts], [math.log(m) for _, m in pts])
+        v = _exponent_answer(fn, runs, setting, f"the book's sweep, setting {setting!r}")
+        if v is None or not math.isfinite(v) or abs(v - want) > 0.05:
+            fail(f"on the book's sweep your {setting} exponent is {v if v is None else fmt(v)}, expected "
+                 f"{want:+.2f} (± 0.05), the slope of ln(summary_transition(run).mid) against ln(value)")
+        found.append(f"{setting} {v:+.2f}")
+    return summary + "; the book's sweep: " + ", ".join(found) + "."

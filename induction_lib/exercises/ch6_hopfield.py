@@ -469,3 +469,257 @@ def split_prediction(pred, measured, rtol: float = 0.1, atol: float = 0.02) -> s
              f"(atol {atol:g} + rtol {rtol:g} × |measured|)")
     worst = err.max().item()
     return f"agrees with the measurement (off by {worst:.3g})."
+
+
+# ---------------------------------------------------------------- 8.3 the energy of every query
+
+
+def _causal_reference(q: torch.Tensor, k: torch.Tensor, beta: float) -> torch.Tensor:
+    """First principles, one query at a time: E_i = hopfield_energy(X = K[:i+1]ᵀ, ξ = q_i, β), [b, pos]."""
+    q, k = q.double(), k.double()
+    b, n, _ = q.shape
+    return torch.tensor([[hopfield_energy(k[s, : i + 1].T, q[s, i], beta) for i in range(n)] for s in range(b)],
+                        dtype=torch.float64)
+
+
+def _energy_variant(q, k, beta, mask="causal", n_keys="causal", m_from="causal", lse_form="right",
+                    halves=(0.5, 0.5), log_n=True, transposed=False, extra_scale=1.0):
+    """The energy with one convention changed (for naming a wrong answer); the defaults give the right one."""
+    q, k = q.double(), k.double()
+    pos = q.shape[-2]
+    s = q @ k.transpose(-1, -2) * extra_scale
+    if transposed:
+        s = s.transpose(-1, -2)
+    ones = torch.ones(pos, pos, dtype=torch.bool)
+    allowed = {"causal": ones.tril(), "none": ones, "future": ones.triu()}[mask]
+    if lse_form == "right":
+        lse = (beta * s).masked_fill(~allowed, float("-inf")).logsumexp(-1) / beta
+    elif lse_form == "no 1/beta":
+        lse = (beta * s).masked_fill(~allowed, float("-inf")).logsumexp(-1)
+    elif lse_form == "plus":
+        lse = -(beta * s).masked_fill(~allowed, float("-inf")).logsumexp(-1) / beta
+    else:  # "beta outside": β log Σ exp(x·ξ / β)
+        lse = (s / beta).masked_fill(~allowed, float("-inf")).logsumexp(-1) * beta
+    n = torch.arange(1, pos + 1, dtype=torch.float64) if n_keys == "causal" else torch.full((pos,), float(pos),
+                                                                                            dtype=torch.float64)
+    norms = k.norm(dim=-1)
+    m = {"causal": norms.cummax(-1).values, "all": norms.max(-1, keepdim=True).values.expand_as(norms),
+         "query": q.norm(dim=-1)}[m_from]
+    hq, hm = halves
+    e = -lse + hq * (q * q).sum(-1) + hm * m ** 2
+    return e + n.log() / beta if log_n else e
+
+
+def _energy_wrongs(q, k, beta):
+    """(energies [b, pos], diagnosis) of the known wrong conventions."""
+    v = lambda **kw: _energy_variant(q, k, beta, **kw)  # noqa: E731
+    return [
+        (v(mask="none", n_keys="all", m_from="all"), "no causal mask: the query at position i may only see the "
+         "keys 0 … i (mask the scores with a lower-triangular mask before the log-sum-exp; N and M come from "
+         "those keys too)"),
+        (v(mask="none"), "no causal mask in the log-sum-exp: the query at position i sees only the keys 0 … i"),
+        (v(mask="future"), "your mask keeps the keys j ≥ i (upper triangle); a causal query sees j ≤ i (tril)"),
+        (v(transposed=True), "your score matrix is transposed: rows must be queries, q kᵀ (entry [i, j] = "
+         "q_i · k_j), before the causal mask"),
+        (v(n_keys="all"), "N is the number of stored patterns the query sees, i + 1 at position i, not the "
+         "number of positions"),
+        (v(m_from="all"), "M is the largest norm among the keys this query sees (0 … i: a running maximum, e.g. "
+         "cummax), not among all the keys of the sequence"),
+        (v(m_from="query"), "M is the largest norm of the stored patterns (the keys), not of the query"),
+        (v(lse_form="no 1/beta"), "the log-sum-exp term is β⁻¹ log Σ exp(β x_jᵀξ): you left out the β⁻¹"),
+        (v(lse_form="beta outside"), "β multiplies the scores inside the exponential and β⁻¹ the log, not the "
+         "other way round"),
+        (v(lse_form="plus"), "the log-sum-exp enters with a minus sign: E = −β⁻¹ log Σ exp(β x_jᵀξ) + …"),
+        (v(halves=(0.0, 0.5)), "the ½ ξᵀξ term is missing"),
+        (v(halves=(0.5, 0.0)), "the ½ M² term is missing"),
+        (v(log_n=False), "the β⁻¹ log N term is missing (N = i + 1 keys at position i)"),
+        (v(halves=(0.5, 0.0), log_n=False), "the constants β⁻¹ log N + ½ M² are missing; they do not change "
+         "the descent of one query, but they are part of E (they make E ≥ 0) and they differ between positions"),
+        (v(halves=(1.0, 0.5)), "ξᵀξ needs its factor ½"),
+        (v(halves=(0.5, 1.0)), "M² needs its factor ½"),
+        (v(extra_scale=1 / math.sqrt(q.shape[-1])), "β is given: multiply the scores q·k by β only (do not "
+         "divide by √d again)"),
+    ]
+
+
+def _holds(fn, *library_fns) -> str | None:
+    """The name of the library function that `fn` is, or reaches through a global or closure variable of
+    its code or of a function or comprehension nested in it (by identity, not by name: a student's own
+    helper called `energy` is not the library's). Calls through the module (`hf.energy(...)`) are seen by
+    _watch_library while the function runs."""
+    if any(fn is f for f in library_fns):
+        return fn.__name__
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return None
+    names, stack = set(), [code]
+    while stack:
+        c = stack.pop()
+        names |= set(c.co_names)
+        stack += [k for k in c.co_consts if hasattr(k, "co_names")]
+    scope = getattr(fn, "__globals__", {})
+    values = [scope.get(n) for n in names]
+    for cell in getattr(fn, "__closure__", None) or ():
+        try:
+            values.append(cell.cell_contents)
+        except ValueError:          # an empty cell
+            pass
+    found = {f.__name__ for f in library_fns for v in values if v is f}
+    return min(found) if found else None
+
+
+class _watch_library:
+    """Context manager: record calls of hf.energy and hf.lse made through the module while the student's
+    function runs (`hf.energy(...)`, which _holds cannot tell from a helper of the same name); restores
+    both on exit."""
+
+    def __enter__(self):
+        from .. import hopfield as hf
+
+        self.hf, self.used, self.saved = hf, [], {name: getattr(hf, name) for name in ("energy", "lse")}
+        for name, original in self.saved.items():
+            def spy(*args, _name=name, _original=original, **kwargs):
+                self.used.append(_name)
+                return _original(*args, **kwargs)
+            setattr(hf, name, spy)
+        return self
+
+    def __exit__(self, *exc):
+        for name, original in self.saved.items():
+            setattr(self.hf, name, original)
+        return False
+
+
+def _energy_answer(fn, q, k, beta, case):
+    __tracebackhide__ = True
+    q0, k0 = q.clone(), k.clone()
+    with _watch_library() as watch:
+        out = call(fn, q, k, beta, case=case)
+    if watch.used:
+        fail(f"your function called hf.{watch.used[0]}, the library's energy; write the formula yourself: a "
+             f"causal log-sum-exp of the scores, ½ qᵀq, β⁻¹ log N and ½ M², with N and M from the keys each "
+             f"query sees")
+    if not (torch.equal(q, q0) and torch.equal(k, k0)):
+        fail(f"on {case} your function changed q or k in place; build new tensors")
+    if out is None:
+        fail(f"on {case} your function returned None; did you forget `return`?")
+    t = as_tensor(out, f"on {case} your result")
+    b, n, _ = q.shape
+    hints = {(b, n, n): "that is one number per (query, key) pair; the energy of a query sums over its keys "
+                        "(a log-sum-exp over the last axis)",
+             (n,): "that is one energy per position; keep one per sequence too (no mean over the batch)",
+             (b,): "that is one energy per sequence; return one per position",
+             (n, b): "the axes are swapped: [batch, pos]"}
+    expect_shape(t, (b, n), f"on {case} your result", hints)
+    return t
+
+
+@exercise("causal_energy")
+def causal_energy(fn, model=None) -> str:
+    """fn(q [b, pos, d], k [b, pos, d], beta) -> [b, pos]: Ramsauer et al.'s energy of each query as the
+    state of a Hopfield network whose stored patterns are the keys it may see, k_0 … k_i:
+    E_i = −β⁻¹ log Σ_{j≤i} exp(β k_j·q_i) + ½ q_i·q_i + β⁻¹ log(i + 1) + ½ max_{j≤i} |k_j|².
+
+    Compared entry by entry with the formula evaluated one query at a time (hopfield_energy, float64) on:
+    hand-built numbers (β = 2); random float64 keys whose norms grow along the sequence (so the largest
+    norm seen so far is not the largest of all; β = 0.7); random float32 (β = 0.5); float32 with scores
+    up to ~200 (β = 1.5: exp overflows in float32, the log-sum-exp must not); with `model`, every head of
+    it on held-out sequences and of an untrained 2-layer × 3-head model with d_head = 5 (β = 1/√d_head).
+    Tolerance 3e-5 · (1 + |terms|), float32 rounding; every named wrong answer is far outside it. On the
+    models the check also applies one attention step (computed here) and reports the smallest fall of the
+    student's energy. Rejects (named): no causal mask, the upper triangle, transposed scores, N = number
+    of positions, M over all keys or from the query, the β⁻¹ left out, β outside the exponential, the
+    sign of the log-sum-exp, each term missing, the constants missing, ½ forgotten, 1/√d applied again,
+    an overflowing exp, position 0 off (N = i, or the own key masked), the wrong shape, inputs changed in
+    place, calling hf.energy / hf.lse."""
+    __tracebackhide__ = True
+    from .. import hopfield as hf
+
+    lib = _holds(fn, hf.energy, hf.lse)
+    if lib:
+        fail(f"your function calls hf.{lib}, the library's energy; write the formula yourself: a causal "
+             f"log-sum-exp of the scores, ½ qᵀq, β⁻¹ log N and ½ M², with N and M from the keys each query sees")
+    d64 = torch.float64
+    g = torch.Generator().manual_seed(8)
+    cases = []
+    q = torch.tensor([[[1.0, 1.0], [0.5, -1.0], [2.0, 0.0]]], dtype=d64)
+    k = torch.tensor([[[1.0, 0.0], [0.0, 2.0], [-1.0, 1.0]]], dtype=d64)
+    cases.append(("hand-built q, k [1, 3, 2] (β = 2)", q, k, 2.0))
+    grow = torch.linspace(0.5, 2.5, 6, dtype=d64)[None, :, None]
+    cases.append(("random float64 q, k [2, 6, 3] whose key norms grow along the sequence (β = 0.7)",
+                  torch.randn(2, 6, 3, generator=g, dtype=d64), torch.randn(2, 6, 3, generator=g, dtype=d64) * grow,
+                  0.7))
+    cases.append(("random float32 q, k [3, 9, 4] (β = 0.5)", torch.randn(3, 9, 4, generator=g),
+                  torch.randn(3, 9, 4, generator=g), 0.5))
+    big_q, big_k = torch.randn(2, 5, 6, generator=g) * 5, torch.randn(2, 5, 6, generator=g) * 5
+    big_k[:, :, 0], big_q[:, :, 0] = 8.0, 8.0        # every score ≥ 64 before β: exp(β · score) overflows
+    cases.append(("float32 q, k [2, 5, 6] with scores up to ~200 (β = 1.5)", big_q, big_k, 1.5))
+    n_checked = 0
+    for name, q, k, beta in cases:
+        _energy_check(fn, q, k, beta, name)
+        n_checked += q.shape[0] * q.shape[1]
+    if model is None:
+        return f"{n_checked} states in {len(cases)} cases passed."
+    from ..model import ModelConfig, Transformer
+    from ..scores import eval_tokens
+
+    with torch.random.fork_rng(devices=[]):          # the student's global random state stays as it was
+        torch.manual_seed(5)
+        untrained = Transformer(ModelConfig(d_vocab=16, n_ctx=20, d_model=24, n_layers=2, n_heads=3,
+                                            d_head=5)).eval()
+    untrained_tokens = torch.randint(1, 16, (3, 20), generator=g)
+    untrained_tokens[:, 0] = 0
+    smallest = {}
+    for label, m, tokens in (("your model", model, eval_tokens(model)[:4]),
+                             ("an untrained 2-layer × 3-head model (d_head = 5)", untrained, untrained_tokens)):
+        beta = 1.0 / math.sqrt(m.cfg.d_head)
+        falls = []
+        for layer in range(m.cfg.n_layers):
+            for head in range(m.cfg.n_heads):
+                with torch.no_grad():
+                    _, q, k, _ = hf._head_cache(m, tokens, layer, head)
+                case = f"head {layer}.{head} of {label} (β = 1/√{m.cfg.d_head})"
+                before = _energy_check(fn, q, k, beta, case)
+                pos = q.shape[1]
+                causal = torch.ones(pos, pos, dtype=torch.bool).tril()
+                w = (beta * q @ k.transpose(-1, -2)).masked_fill(~causal, float("-inf")).softmax(-1)
+                after = _energy_check(fn, w @ k, k, beta, case + ", the retrieved states")
+                falls.append((before - after).min().item())
+                n_checked += 2 * q.shape[0] * pos
+        smallest[label] = min(falls)
+    worst = min(smallest.values())
+    if worst < -1e-3:
+        raise RuntimeError(f"check bug: an attention step raised the energy by {-worst:.3g}")
+    return (f"{n_checked} states passed, on every head of your model and of an untrained one too; one "
+            f"attention step lowered your energy at every query (smallest fall "
+            f"{smallest['your model']:.3g} in your model).")
+
+
+def _energy_check(fn, q, k, beta, case):
+    __tracebackhide__ = True
+    got = _energy_answer(fn, q, k, beta, case)
+    want = _causal_reference(q, k, beta)
+    qd, kd = q.double(), k.double()
+    scale = 1 + (qd * qd).sum(-1) + kd.norm(dim=-1).cummax(-1).values ** 2 + want.abs()
+    tol = 3e-5 * scale
+    bad = ~((got - want).abs() <= tol)
+    if not bad.any():
+        return got
+    s, i = (int(x) for x in bad.nonzero()[0])
+    where = f"at sequence {s}, position {i}"
+    if not torch.isfinite(got).all():
+        first = (~torch.isfinite(got)).nonzero()[0]
+        if not torch.isfinite(got[:, 1:]).all():
+            hint = ("the exponentials overflowed: exp(β·score) is inf in float32 beyond a score of ~88 (and in "
+                    "float64 beyond ~709); use torch.logsumexp, which subtracts the largest score first")
+        else:
+            hint = ("at position 0 the query sees one key, its own: N = i + 1 = 1 and the mask keeps j ≤ i (then "
+                    "E = ½ |q_0 − k_0|²)")
+        fail(f"on {case} your energy at sequence {int(first[0])}, position {int(first[1])} is "
+             f"{got[tuple(first)].item()} — {hint}")
+    hint = next((h for w, h in _energy_wrongs(q, k, beta)
+                 if torch.isfinite(w).all() and ((got - w).abs() <= tol).all()), "")
+    if not hint and i == 0:
+        hint = "at position 0 the query sees one key, its own, and E = ½ |q_0 − k_0|²"
+    fail(f"on {case} your energy {where} is {got[s, i].item():.6g}, expected {want[s, i].item():.6g}"
+         + (f" — {hint}" if hint else ""))

@@ -16,9 +16,10 @@ Chapter 4  zero_ablation_hook(hook_fn, model, head=None, layer=1), path_predicti
            k_path_ablation(fn, model), patch_head(fn, model), repair_prediction(predicted)
 Chapter 5  transition_window(fn), find_transition(fn, history=None), first_induction_step(fn, history),
            even_guess_loss(fn, model=None), smear_prediction(predicted, model=None)
+Chapter 6  scaling_exponent(fn, sweep=None)
 Ch. 7, 8   hopfield_update(fn), capacity(is_stored, classical_capacity),
            hopfield_split(fn, predicted, split), three_way_split(predicted, three),
-           split_prediction(pred, measured, rtol=0.1, atol=0.02)
+           causal_energy(fn, model=None), split_prediction(pred, measured, rtol=0.1, atol=0.02)
 Chapter 9  copyable(fn), key_source(fn, model), resample_ablation(fn, model)
 """
 from ._core import ExerciseError
@@ -26,9 +27,10 @@ from .ch1_setting import chance_loss, predict_next, repeated_half_loss, repeated
 from .ch2_previous_token import find_previous_token_head, positional_qk_reading, previous_token_score
 from .ch3_induction import induction_score, k_circuit, k_composition, ov_eigen_stat
 from .ch4_ablation import k_path_ablation, patch_head, path_prediction, repair_prediction, zero_ablation_hook
-from .ch5_phase_transition import (even_guess_loss, find_transition, first_induction_step, smear_prediction,
-                                   transition_window)
-from .ch6_hopfield import capacity, hopfield_split, hopfield_update, split_prediction, three_way_split
+from .ch5_phase_transition import (even_guess_loss, find_transition, first_induction_step, scaling_exponent,
+                                   smear_prediction, transition_window)
+from .ch6_hopfield import (capacity, causal_energy, hopfield_split, hopfield_update, split_prediction,
+                           three_way_split)
 from .ch7_beyond import copyable, key_source, resample_ablation
 
 __all__ = [
@@ -38,7 +40,8 @@ __all__ = [
     "induction_score", "ov_eigen_stat", "k_circuit", "k_composition",
     "zero_ablation_hook", "path_prediction", "k_path_ablation", "patch_head", "repair_prediction",
     "transition_window", "find_transition", "first_induction_step", "even_guess_loss", "smear_prediction",
-    "hopfield_update", "capacity", "hopfield_split", "three_way_split", "split_prediction",
+    "scaling_exponent",
+    "hopfield_update", "capacity", "hopfield_split", "three_way_split", "causal_energy", "split_prediction",
     "copyable", "key_source", "resample_ablation",
 ]
 
