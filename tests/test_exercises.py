@@ -13,30 +13,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from induction_lib import ModelConfig, Transformer
 from induction_lib.exercises import ExerciseError, check
+from _fixtures import passes, rejects, tiny_model  # noqa: F401
 
 
 def stub(*args, **kwargs):
     raise NotImplementedError("Exercise 9.9 (ex-test): not implemented yet")
 
 
-def passes(check_fn, *args, capsys=None, **kwargs):
-    check_fn(*args, **kwargs)
-    if capsys is not None:
-        out = capsys.readouterr().out
-        assert out.startswith("✓"), out
-
-
-def rejects(check_fn, *args, match: str, **kwargs):
-    with pytest.raises(ExerciseError, match=match):
-        check_fn(*args, **kwargs)
-
-
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
-    return Transformer(ModelConfig(d_vocab=16, n_ctx=32, d_model=16, n_layers=2, n_heads=3, d_head=4)).eval()
+    return tiny_model(n_ctx=32, n_heads=3)
 
 
 # Chapters 1-3: tests/test_exercises_ch1_3.py (the stub tests of their checks stay below).

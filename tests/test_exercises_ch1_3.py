@@ -19,24 +19,7 @@ import torch.nn.functional as F
 import induction_lib as il
 from induction_lib import circuits, heads, metrics, scores
 from induction_lib.exercises import ExerciseError, check
-
-
-def passes(check_fn, *args, capsys=None, **kwargs):
-    check_fn(*args, **kwargs)
-    if capsys is not None:
-        out = capsys.readouterr().out
-        assert out.startswith("✓"), out
-
-
-def rejects(check_fn, *args, match: str, **kwargs):
-    with pytest.raises(ExerciseError, match=match):
-        check_fn(*args, **kwargs)
-
-
-@pytest.fixture(scope="module")
-def book_model():
-    torch.set_num_threads(1)
-    return il.load("induction-2l", progress=False)
+from _fixtures import passes, rejects, book_model  # noqa: F401
 
 
 # ================================================================ 1.1 repeated_tokens

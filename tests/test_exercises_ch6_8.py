@@ -19,30 +19,7 @@ import induction_lib as il
 from induction_lib import hopfield as hf
 from induction_lib.exercises import ExerciseError, check
 from induction_lib.exercises.ch5_phase_transition import _exponent_cases
-
-
-def passes(check_fn, *args, capsys=None, **kwargs):
-    check_fn(*args, **kwargs)
-    if capsys is not None:
-        out = capsys.readouterr().out
-        assert out.startswith("✓"), out
-
-
-def rejects(check_fn, *args, match: str, **kwargs):
-    with pytest.raises(ExerciseError, match=match):
-        check_fn(*args, **kwargs)
-
-
-@pytest.fixture(scope="module")
-def book_model():
-    torch.set_num_threads(1)
-    return il.load("induction-2l", progress=False)
-
-
-@pytest.fixture(scope="module")
-def small_model():
-    torch.manual_seed(0)
-    return il.Transformer(il.ModelConfig(d_vocab=16, n_ctx=32, d_model=16, n_layers=2, n_heads=3, d_head=4)).eval()
+from _fixtures import passes, rejects, book_model, small_model  # noqa: F401
 
 
 # ================================================================ 6.1 scaling_exponent
