@@ -9,7 +9,6 @@ checks compare with properties and fixed numbers.
 """
 from __future__ import annotations
 
-
 import pytest
 import torch
 
