@@ -93,7 +93,7 @@ def side_by_side(runs: dict, xmax: float | None = None, title: str | None = None
         ax.set_ylim(0, top * 1.12)
         ax = axes[1, k]
         ax.plot(*c["previous-token score"], color=OKABE_ITO[2], lw=1.4, label="best previous-token score")
-        ax.plot(*c["induction score"], color=OKABE_ITO[3], lw=1.4, label="best induction score")
+        ax.plot(*c["induction score"], color=OKABE_ITO[3], lw=1.4, label="best induction score, last layer")
         _shade(ax, tr)
         ax.set_ylim(0, 1)
         ax.set_xlabel("training step")
