@@ -58,3 +58,17 @@ def rejects(check_fn, *args, match: str, **kwargs):
     """The check must fail with an ExerciseError whose message matches `match`."""
     with pytest.raises(ExerciseError, match=match):
         check_fn(*args, **kwargs)
+
+
+def patch_by_hand(model, clean, corrupted, layer, head, pos):
+    """Logits of `corrupted` with one head's output at `pos` taken from a run on `clean`, built with
+    run_with_cache + run_with_hooks only: the ground truth for patching (and exercise 4.4's solution)."""
+    name = f"blocks.{layer}.attn.hook_result"
+    _, cache = model.run_with_cache(clean, names=[name])
+
+    def patch(act, hook):
+        act = act.clone()
+        act[:, pos, head] = cache[name][:, pos, head]
+        return act
+
+    return model.run_with_hooks(corrupted, fwd_hooks=[(name, patch)])

@@ -19,7 +19,7 @@ import torch
 import induction_lib as il
 from induction_lib import hopfield as hf
 from induction_lib.exercises import ExerciseError, check
-from _fixtures import passes, rejects, book_model, small_model  # noqa: F401
+from _fixtures import passes, patch_by_hand, rejects, book_model, small_model  # noqa: F401
 
 
 # ================================================================ 4.1 zero_ablation_hook
@@ -223,16 +223,7 @@ def test_k_path_ablation_wrong(book_model):
 # ================================================================ 4.4 patch_head
 
 
-def patch_ref(model, clean, corrupted, layer, head, pos):
-    name = f"blocks.{layer}.attn.hook_result"
-    _, cache = model.run_with_cache(clean, names=[name])
-
-    def patch(act, hook):
-        act = act.clone()
-        act[:, pos, head] = cache[name][:, pos, head]
-        return act
-
-    return model.run_with_hooks(corrupted, fwd_hooks=[(name, patch)])
+patch_ref = patch_by_hand          # the reference solution: tests/_fixtures.py
 
 
 def patch_additive(model, clean, corrupted, layer, head, pos):

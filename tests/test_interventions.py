@@ -9,7 +9,7 @@ import torch
 import induction_lib as il
 from induction_lib import interventions as iv
 from induction_lib import scores
-from _fixtures import induction_head, prev_token_head, tiny_model, trained  # noqa: F401
+from _fixtures import induction_head, patch_by_hand, prev_token_head, tiny_model, trained  # noqa: F401
 
 
 def tokens_for(m, batch=3, seed=0):
@@ -358,18 +358,6 @@ def test_corrupting_one_token_breaks_the_three_predicted_positions_and_nothing_e
 # ---------------------------------------------------------------- one prediction at a time
 
 
-def _patch_by_hand(m, clean, corrupted, layer, head, pos):
-    name = f"blocks.{layer}.attn.hook_result"
-    _, cache = m.run_with_cache(clean, names=[name])
-
-    def patch(act, hook):
-        act = act.clone()
-        act[:, pos, head] = cache[name][:, pos, head]
-        return act
-    with torch.no_grad():
-        return m.run_with_hooks(corrupted, fwd_hooks=[(name, patch)])
-
-
 def test_repaired_share_and_repair_at_agree_and_know_the_ends():
     m = tiny_model()
     clean = tokens_for(m, batch=4)
@@ -379,7 +367,7 @@ def test_repaired_share_and_repair_at_agree_and_know_the_ends():
         assert iv.repaired_share(m, clean, corrupted, m(clean), p) == pytest.approx(1.0)
         assert iv.repaired_share(m, clean, corrupted, m(corrupted), p) == pytest.approx(0.0)
     for head, q in (((0, 1), 3), ((1, 0), p), ((0, 0), 5)):
-        by_hand = iv.repaired_share(m, clean, corrupted, _patch_by_hand(m, clean, corrupted, *head, q), p)
+        by_hand = iv.repaired_share(m, clean, corrupted, patch_by_hand(m, clean, corrupted, *head, q), p)
         assert iv.repair_at(m, clean, corrupted, p, head, q) == pytest.approx(by_hand, abs=1e-4)
     # patching every head of the last layer at the prediction itself restores it exactly
     metric = iv.prediction_metric(clean, p)
