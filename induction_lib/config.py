@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 POSITIONAL_SCHEMES = ("shortformer", "standard")
 POS_EMBEDS = ("learned", "sinusoidal")
 LOSS_ON = ("all", "induction", "balanced")
-SCHEDULES = ("constant", "cosine")
+SCHEDULES = ("constant", "cosine", "cooldown")
 
 
 def _check(cond: bool, message: str) -> None:
@@ -82,7 +82,9 @@ class TrainConfig:
     snapshot_steps: steps at which a copy of the weights is kept (for scrubbing through training).
     threads: torch threads while training (None = leave torch's setting alone).
     The defaults are the book's recipe (zoo "induction-2l", which adds its snapshot steps and one thread).
-    schedule: learning rate after a linear warm-up: "constant", or "cosine" decay to 10% at the end.
+    schedule: learning rate after a linear warm-up: "constant"; "cosine" decay to 10% at the end; or
+    "cooldown": constant, then a linear decay to zero over the last fifth of the steps (the first
+    four fifths do not depend on the run's length, so a longer run continues a shorter one).
     """
 
     steps: int = 2500

@@ -93,11 +93,15 @@ def objective(losses: torch.Tensor, mask: torch.Tensor, loss_on: str,
 
 
 def lr_factor(cfg: TrainConfig, step: int) -> float:
-    """Learning-rate multiplier at `step`: linear warm-up, then constant or cosine decay to 0.1."""
+    """Learning-rate multiplier at `step`: linear warm-up, then constant, cosine decay to 0.1, or a
+    linear cool-down to 0 over the last fifth of the steps."""
     if step < cfg.warmup_steps:
         return (step + 1) / cfg.warmup_steps
     if cfg.schedule == "constant":
         return 1.0
+    if cfg.schedule == "cooldown":
+        cooldown = max(1, cfg.steps // 5)
+        return min(1.0, (cfg.steps - step) / cooldown)
     t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 

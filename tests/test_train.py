@@ -49,6 +49,15 @@ def test_lr_schedule():
     assert lr_factor(TrainConfig(steps=100, warmup_steps=10, schedule="constant"), 70) == 1.0
 
 
+def test_cooldown_schedule_continues_a_shorter_run():
+    """"cooldown": flat until the last fifth, then linear to zero; its flat part ignores the length."""
+    short, long = (TrainConfig(steps=n, warmup_steps=10, schedule="cooldown") for n in (100, 1000))
+    assert [lr_factor(short, s) for s in (0, 9, 50, 80)] == pytest.approx([0.1, 1.0, 1.0, 1.0])
+    assert [lr_factor(short, s) for s in (90, 99)] == pytest.approx([0.5, 0.05])
+    assert all(lr_factor(short, s) == lr_factor(long, s) for s in range(80))
+    assert all(lr_factor(short, s) > lr_factor(short, s + 1) for s in range(80, 99))
+
+
 def test_formed_definition():
     ind = torch.tensor([[0.9, 0.0], [0.4, 0.6]])
     assert il.formed(ind, 0.1 * math.log(63) - 1e-6, 64)

@@ -7,7 +7,7 @@ spec). A recipe with fewer steps than the run (constant schedule only) takes the
 (snaps/STEP.pt) and its history up to there: the training loop stops before the update at its last step, so
 that is exactly what training the recipe gives. Its time is the run's CPU time at that step (log.txt).
 so that `make models` would produce the same weights; --verify N retrains the recipe for N steps (constant
-schedule: the first N steps do not depend on the total) and requires the weights to equal the run's
+or cooldown schedule: the first N steps do not depend on the total) and requires the weights to equal the run's
 snapshot at step N bit for bit. The history keeps the recipe's snapshot steps only. Without --ship the
 checkpoint goes to the cache ($INDUCTION_LIB_CACHE), with --ship into induction_lib/models/ + manifest.
 """
@@ -67,6 +67,9 @@ def main():
     hist.snapshots = {s: hist.snapshots[s] for s in recipe.train.snapshot_steps}
     if a.verify:
         cfg = dataclasses.replace(recipe.train, steps=a.verify, snapshot_steps=())
+        if recipe.train.schedule == "cooldown":  # flat until its last fifth: a constant run is its beginning
+            assert a.verify <= recipe.train.steps - recipe.train.steps // 5, "verify within the flat part"
+            cfg = dataclasses.replace(cfg, schedule="constant")
         m, _ = train(model_cfg, cfg, data, progress=True)
         ref = run["history"]["snapshots"][a.verify]
         same = all(torch.equal(m.state_dict()[k], ref[k]) for k in ref)
