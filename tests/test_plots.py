@@ -301,3 +301,15 @@ def test_make_diagrams_writes_reproducible_svgs(tmp_path):
         version = re.search(rb"Matplotlib v[\w.+-]+", data).group()
         if version in committed.read_bytes():   # same matplotlib: the committed file must be up to date
             assert committed.read_bytes() == data, f"book/images/{name} is stale: run tools/make_diagrams.py"
+
+
+def test_source_shows_the_library_code_highlighted():
+    from induction_lib import scores
+    code = plots.source(scores.induction_mask, plots.source)
+    text = code.data
+    assert text.startswith("def induction_mask(") and "\n\ndef source(*objects)" in text
+    assert "highlight" in code._repr_html_()                     # pygments markup: the page shows colours
+    with pytest.raises(ValueError, match="at least one"):
+        plots.source()
+    with pytest.raises(TypeError, match="got 3"):
+        plots.source(scores.induction_mask, 3)

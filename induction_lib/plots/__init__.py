@@ -286,5 +286,20 @@ def attention_by_position(curves: Mapping[str, object], positions=None, starts: 
     ax.legend(fontsize=8)
     return fig
 
+def source(*objects) -> "IPython.display.Code":
+    """The library's own source of functions or classes, highlighted, as a cell shows it: how the book
+    shows the code a reader should read (from the library, never pasted into a chapter)."""
+    import inspect
+
+    from IPython.display import Code
+
+    if not objects:
+        raise ValueError("source() needs at least one function or class")
+    bad = [repr(o) for o in objects if not (inspect.isfunction(o) or inspect.isclass(o) or inspect.ismethod(o))]
+    if bad:
+        raise TypeError(f"source() shows functions, methods and classes, got {', '.join(bad)}")
+    return Code("\n\n".join(inspect.getsource(o).rstrip() for o in objects), language="python")
+
+
 from . import hopfield, natural_text, phase  # noqa: E402,F401  (figures by topic: plots.phase, ...)
 from .diagrams import corruption_positions, hopfield_mapping, induction_circuit  # noqa: E402,F401
