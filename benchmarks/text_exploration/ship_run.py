@@ -1,6 +1,6 @@
 """Turn a finished train_text.py run into the zoo checkpoint of a recipe, without training it again.
 
-    python benchmarks/text_exploration/ship_run.py RUN_DIR RECIPE [--verify STEPS] [--ship]
+    python benchmarks/text_exploration/ship_run.py RUN_DIR RECIPE [--verify STEPS] [--more-snapshots RUN_DIR2] [--ship]
 
 The recipe must be the run's configuration (same model, TrainConfig apart from snapshot_steps and steps, data
 spec). A recipe with fewer steps than the run (constant schedule only) takes the run's weights at that step
@@ -9,6 +9,8 @@ that is exactly what training the recipe gives. Its time is the run's CPU time a
 so that `make models` would produce the same weights; --verify N retrains the recipe for N steps (constant
 or cooldown schedule: the first N steps do not depend on the total) and requires the weights to equal the run's
 snapshot at step N bit for bit. The history keeps the recipe's snapshot steps only. Without --ship the
+--more-snapshots takes snapshots from a shorter run of the same configuration (constant schedule: its first
+steps are the long run's), after checking that the snapshots both runs have are equal bit for bit. Without --ship the
 checkpoint goes to the cache ($INDUCTION_LIB_CACHE), with --ship into induction_lib/models/ + manifest.
 """
 from __future__ import annotations
@@ -30,6 +32,7 @@ def main():
     p.add_argument("run")
     p.add_argument("recipe")
     p.add_argument("--verify", type=int, default=0)
+    p.add_argument("--more-snapshots", help="a shorter run of the same configuration, for denser snapshots")
     p.add_argument("--ship", action="store_true")
     a = p.parse_args()
     recipe = zoo.RECIPES[a.recipe]
@@ -62,6 +65,19 @@ def main():
         seconds = 60 * float(line.split("cpu")[1].split("min")[0])
         hist.seconds = seconds
         print(f"truncated to step {n}: cpu {seconds / 60:.1f} min")
+    if a.more_snapshots:
+        assert recipe.train.schedule == "constant", "a shorter run is the beginning of a longer one only at a constant rate"
+        short = torch.load(os.path.join(a.more_snapshots, "model.pt"), weights_only=False)
+        assert short["model_cfg"] == run["model_cfg"]
+        assert {k: v for k, v in short["train_cfg"].items() if k not in ("steps", "snapshot_steps")} == \
+            {k: v for k, v in run_train.items() if k not in ("steps", "snapshot_steps")}, "configurations differ"
+        extra = short["history"]["snapshots"]
+        common = sorted(set(extra) & set(hist.snapshots))
+        assert common, "the runs share no snapshot step to compare"
+        for s in common:
+            assert all(torch.equal(extra[s][k], hist.snapshots[s][k]) for k in extra[s]), f"snapshot {s} differs"
+        hist.snapshots = {**extra, **hist.snapshots}
+        print(f"snapshots {common} identical in both runs; added {sorted(set(extra) - set(common))}")
     missing = set(recipe.train.snapshot_steps) - set(hist.snapshots)
     assert not missing, f"the run has no snapshot at {sorted(missing)}"
     hist.snapshots = {s: hist.snapshots[s] for s in recipe.train.snapshot_steps}
