@@ -6,9 +6,9 @@ The recipe must be the run's configuration (same model, TrainConfig apart from s
 spec). A recipe with fewer steps than the run (constant schedule only) takes the run's weights at that step
 (snaps/STEP.pt) and its history up to there: the training loop stops before the update at its last step, so
 that is exactly what training the recipe gives. Its time is the run's CPU time at that step (log.txt).
-so that `make models` would produce the same weights; --verify N retrains the recipe for N steps (constant
+To show that `make models` would produce the same weights, --verify N retrains the recipe for N steps (constant
 or cooldown schedule: the first N steps do not depend on the total) and requires the weights to equal the run's
-snapshot at step N bit for bit. The history keeps the recipe's snapshot steps only. Without --ship the
+snapshot at step N bit for bit. The history keeps the recipe's snapshot steps only.
 --more-snapshots takes snapshots from a shorter run of the same configuration (constant schedule: its first
 steps are the long run's), after checking that the snapshots both runs have are equal bit for bit. Without --ship the
 checkpoint goes to the cache ($INDUCTION_LIB_CACHE), with --ship into induction_lib/models/ + manifest.
@@ -27,6 +27,13 @@ from induction_lib import zoo  # noqa: E402
 from induction_lib.train import History, train  # noqa: E402
 
 
+def same_training(got: dict, want: dict, what: str) -> None:
+    """Two TrainConfig dicts agree in everything but their length and snapshot steps."""
+    for k in set(got) | set(want):
+        if k not in ("snapshot_steps", "steps"):
+            assert got.get(k) == want.get(k), f"{what}: train config differs in {k}: {got.get(k)} vs {want.get(k)}"
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("run")
@@ -40,10 +47,7 @@ def main():
     model_cfg = recipe.model
     assert run["model_cfg"] == model_cfg.to_dict(), (run["model_cfg"], model_cfg.to_dict())
     run_train = dict(run["train_cfg"])
-    want = recipe.train.to_dict()
-    for k in set(run_train) | set(want):
-        if k not in ("snapshot_steps", "steps"):
-            assert run_train.get(k) == want.get(k), f"train config differs in {k}: {run_train.get(k)} vs {want.get(k)}"
+    same_training(run_train, recipe.train.to_dict(), "run vs recipe")
     data = zoo.make_data(recipe.data, model_cfg)
     tok_run = open(os.path.join(a.run, "tokenizer.json")).read()
     assert json.loads(tok_run) == json.loads(data.tokenizer.to_json()), "tokenizer differs from the run's"
@@ -69,8 +73,7 @@ def main():
         assert recipe.train.schedule == "constant", "a shorter run is the beginning of a longer one only at a constant rate"
         short = torch.load(os.path.join(a.more_snapshots, "model.pt"), weights_only=False)
         assert short["model_cfg"] == run["model_cfg"]
-        assert {k: v for k, v in short["train_cfg"].items() if k not in ("steps", "snapshot_steps")} == \
-            {k: v for k, v in run_train.items() if k not in ("steps", "snapshot_steps")}, "configurations differ"
+        same_training(short["train_cfg"], run_train, "shorter run vs run")
         extra = short["history"]["snapshots"]
         common = sorted(set(extra) & set(hist.snapshots))
         assert common, "the runs share no snapshot step to compare"
