@@ -96,7 +96,7 @@ def test_every_named_recipe_ships_a_checkpoint_of_exactly_that_recipe():
         assert path is not None and path.stat().st_size == entry["bytes"]
         assert {"sha256", "torch", "cpu", "seconds", "threads"} <= set(entry)
         total += entry["bytes"]
-    # the text model (2,049-token embedding and unembedding, 13 float16 snapshots for the scrubber) is most of it
+    # the text model (1,025-token embedding and unembedding, 22 float16 snapshots for the scrubber) is most of it
     assert total <= 30e6, f"the zoo is {total / 1e6:.1f} MB"
 
 
