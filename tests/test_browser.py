@@ -413,6 +413,9 @@ DRIVE_WIDGETS_JS = """
     }
     const bad = extra();
     if (bad) problems.push(`as loaded: ${bad}`);
+    // a value that never arrived prints as a word ("null" from a DOM call given null, "undefined", "NaN")
+    const leaked = root.textContent.match(/\\b(null|undefined|NaN)\\b/);
+    if (leaked) problems.push(`as loaded: the text shows "${leaked[0]}"`);
     // controls are looked up again before each use: a widget may rebuild them
     const names = [...new Set([...root.querySelectorAll('[data-control]')].map(c => c.dataset.control))];
     for (const key of names) {

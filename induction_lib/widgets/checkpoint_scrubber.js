@@ -46,23 +46,27 @@ function render({ model, el }) {
                      s("text", { x: M.l - 6, y: y(v) + 4, "text-anchor": "end", "font-size": 10, text: String(v) }));
       }
     const xt = [];
-    const maxStep = Math.max(...curves.steps), every = 10 ** Math.floor(Math.log10(maxStep)) / (maxStep > 3000 ? 1 : 2);
-    for (let v = 0; v <= maxStep; v += every)
-      xt.push(s("text", { x: x(v), y: Hh - M.b + 14, "text-anchor": "middle", "font-size": 10, text: String(v) }));
+    const maxStep = Math.max(...curves.steps);
+    let every = 10 ** Math.floor(Math.log10(maxStep));
+    while (maxStep / every < 4) every /= 2;   // at least four intervals
+    for (let v = 0; v <= maxStep; v += every)   // the last label ends at the axis, inside the plot
+      xt.push(s("text", { x: x(v), y: Hh - M.b + 14, "text-anchor": v + every > maxStep ? "end" : "middle",
+                          "font-size": 10, text: String(v) }));
     plot.replaceChildren(
       s("rect", { x: M.l, y: M.t, width: W - M.l - M.r, height: Hh - M.t - M.b, fill: "none", stroke: "#999" }),
       ...ticks, ...xt,
       s("text", { x: (W + M.l) / 2, y: Hh - 3, "text-anchor": "middle", "font-size": 11, text: "training step" }),
       s("text", { x: 12, y: Hh / 2, "font-size": 11, transform: `rotate(-90 12 ${Hh / 2})`, "text-anchor": "middle",
                   text: "loss (nats, log)" }),
-      formed_step === null ? null : s("line", { x1: x(formed_step), x2: x(formed_step), y1: M.t, y2: Hh - M.b,
-        stroke: "#888", "stroke-dasharray": "2 3" }),
+      ...(formed_step === null ? [] : [s("line", { x1: x(formed_step), x2: x(formed_step), y1: M.t, y2: Hh - M.b,
+        stroke: "#888", "stroke-dasharray": "2 3" })]),
       line(curves.train, OKABE_ITO[0]), line(curves.repeat, OKABE_ITO[1]),
     );
     legend.replaceChildren(
       h("span", { style: `color:${OKABE_ITO[0]}`, text: "— training loss   " }),
       h("span", { style: `color:${OKABE_ITO[1]}`, text: "— loss on held-out repeats   " }),
-      formed_step === null ? null : h("span", { style: "color:#666", text: `┆ induction head formed (step ${formed_step})   ` }),
+      ...(formed_step === null ? [] : [h("span", { style: "color:#666",
+                                                  text: `┆ induction head formed (step ${formed_step})   ` })]),
       h("span", { style: `color:${OKABE_ITO[3]}`, text: "│ the snapshot shown" }));
     const marker = s("line", { y1: M.t, y2: Hh - M.b, stroke: OKABE_ITO[3], "stroke-width": 2, class: "ih-marker" });
     const dots = [s("circle", { r: 4, fill: OKABE_ITO[3] }), s("circle", { r: 4, fill: OKABE_ITO[3] })];
