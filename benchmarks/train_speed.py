@@ -10,6 +10,7 @@ memory is that process's and torch's thread setting is clean. Not a test: number
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import os
@@ -79,9 +80,11 @@ def worker(threads: int, seeds: int, full_loss_steps: int) -> dict:
 def versus_transformer_lens(steps: int = 100, rounds: int = 5) -> str:
     """Training steps per second of our model and of TransformerLens's HookedTransformer with the same
     config and weights (`induction_lib.bridge`), one thread, the same batches and AdamW, interleaved
-    rounds in one process; the median round of each."""
+    rounds in one process; the median round of each, and where a step's time goes. A third row runs our
+    model through `torch.compile` (inductor's fused kernels), as a ceiling for what rewriting the
+    eager code could still gain."""
     import torch.nn.functional as F
-    from induction_lib import Transformer, ModelConfig
+    from induction_lib import Transformer
     from induction_lib.bridge import to_transformer_lens
     from induction_lib.zoo import RECIPES, make_data
 
@@ -89,31 +92,51 @@ def versus_transformer_lens(steps: int = 100, rounds: int = 5) -> str:
     recipe = RECIPES["induction-2l"]
     torch.manual_seed(0)
     ours = Transformer(recipe.model)
-    theirs = to_transformer_lens(ours)
+    models = {"induction_lib `Transformer`": ours, "TransformerLens `HookedTransformer`": to_transformer_lens(ours)}
     data = make_data(recipe.data, recipe.model)
     g = torch.Generator().manual_seed(0)
     batches = [data.sample(recipe.train.batch_size, g)[0] for _ in range(steps)]
+    try:
+        compiled = torch.compile(copy.deepcopy(ours))
+        compiled(batches[0]).sum().backward()  # compile now (for this batch shape), not while timing
+        models["induction_lib, `torch.compile`d"] = compiled
+        compile_error = None
+    except Exception as err:  # no C++ compiler, or an unsupported platform: say so and go on
+        compile_error = f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"
 
-    def run(model) -> float:
+    def run(model) -> dict:
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+        phases = {"forward": 0.0, "backward": 0.0, "optimizer": 0.0}
         start = time.perf_counter()
         for tokens in batches:
+            t0 = time.perf_counter()
             logits = model(tokens)[:, :-1]
             loss = F.cross_entropy(logits.transpose(1, 2), tokens[:, 1:])
+            t1 = time.perf_counter()
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            t2 = time.perf_counter()
             opt.step()
-        return steps / (time.perf_counter() - start)
+            t3 = time.perf_counter()
+            for key, dt in zip(phases, (t1 - t0, t2 - t1, t3 - t2)):
+                phases[key] += dt * 1e3 / steps
+        return {"steps/s": steps / (time.perf_counter() - start), **phases}
 
-    speeds = {"induction_lib": [], "TransformerLens": []}
+    results = {name: [] for name in models}
     for _ in range(rounds):
-        speeds["induction_lib"].append(run(ours))
-        speeds["TransformerLens"].append(run(theirs))
-    ours_sps, tl_sps = (statistics.median(v) for v in speeds.values())
-    return ("| model | steps/s (median of rounds) |\n|---|---|\n"
-            f"| induction_lib `Transformer` | {ours_sps:.0f} |\n| TransformerLens `HookedTransformer` | {tl_sps:.0f} |\n"
-            f"\nSpeed-up: {ours_sps / tl_sps:.2f}x (one thread, batch {recipe.train.batch_size}, "
-            f"{steps} steps x {rounds} interleaved rounds, same config and initial weights)")
+        for name, model in models.items():
+            results[name].append(run(model))
+    median = {name: {key: statistics.median(r[key] for r in rs) for key in rs[0]} for name, rs in results.items()}
+    tl = median["TransformerLens `HookedTransformer`"]["steps/s"]
+    lines = ["| model | steps/s | x TransformerLens | forward ms | backward ms | AdamW ms |", "|---|---|---|---|---|---|"]
+    for name, m in median.items():
+        lines.append(f"| {name} | {m['steps/s']:.0f} | {m['steps/s'] / tl:.2f} | {m['forward']:.1f} | "
+                     f"{m['backward']:.1f} | {m['optimizer']:.1f} |")
+    if compile_error:
+        lines.append(f"| induction_lib, `torch.compile`d | unavailable: {compile_error} | | | | |")
+    lines.append(f"\nOne thread, batch {recipe.train.batch_size}, {steps} steps x {rounds} interleaved rounds, "
+                 "same config and initial weights; medians of the rounds.")
+    return "\n".join(lines)
 
 
 def report(results: list[dict], batch: int, n_ctx: int) -> str:
